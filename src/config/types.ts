@@ -1,0 +1,95 @@
+/**
+ * The validated, frozen configuration the relay runs on. Key names follow the
+ * YAML file (snake_case) so that the README, the file and the code say the same
+ * thing. Sizes are bytes, durations are milliseconds.
+ */
+
+export type SchemeName = 'runflow' | 'github' | 'stripe' | 'standard-webhooks'
+
+export interface VerifyConfig {
+  scheme: SchemeName
+  /**
+   * Secrets (HMAC keys as configured; `whsec_` strings used literally for
+   * runflow/stripe/github, base64-decoded after the prefix for
+   * standard-webhooks `v1`), empty strings already removed.
+   */
+  secrets: string[]
+  /** Standard Webhooks `v1a` ed25519 public keys (`whpk_<base64>`). */
+  public_keys: string[]
+  /** Allowed clock skew for timestamped schemes (stripe, standard-webhooks). */
+  tolerance_ms: number
+}
+
+export interface SourceConfig {
+  name: string
+  /** URL path the source is served on, e.g. `/webhook/runflow`. */
+  path: string
+  verify: VerifyConfig
+  max_body: number
+}
+
+export interface SubscriberConfig {
+  name: string
+  /** Bearer token; empty strings removed. */
+  token: string
+  /** Source names the token may read; `*` means every source. */
+  sources: string[]
+}
+
+export interface MirrorConfig {
+  enabled: boolean
+  endpoint: string
+  region: string
+  access_key: string
+  secret_key: string
+  bucket: string
+  /** When non-empty, only these origin hosts are fetched. */
+  allow_hosts: string[]
+  /** JSON-path-like selectors under `output`; empty = every http(s) string. */
+  selectors: string[]
+  concurrency: number
+  max_bytes: number
+  default_deadline_ms: number
+  timeouts: { connect_ms: number; headers_ms: number; total_ms: number }
+  part_size: number
+}
+
+export interface JournalConfig {
+  map_size: number
+  retention: { max_age_ms: number; max_bytes: number }
+  min_free: number
+}
+
+export interface StreamConfig {
+  max_inflight: number
+  high_water: number
+  hard_limit: number
+  max_connections_per_ip: number
+  max_payload: number
+}
+
+export interface RateLimitConfig {
+  /** Requests per second per source address; 0 disables. */
+  ingest_per_second: number
+  ingest_burst: number
+  /** Rate limits do not apply to loopback unless set. */
+  limit_loopback: boolean
+  /** Proxies whose X-Forwarded-For is trusted (exact addresses). */
+  trusted_proxies: string[]
+}
+
+export interface Config {
+  /** Absolute path of the file this was loaded from (or `<inline>`). */
+  file: string
+  listen: { host: string; port: number }
+  /** Absolute path. */
+  data_dir: string
+  sources: Record<string, SourceConfig>
+  subscribers: SubscriberConfig[]
+  mirror: MirrorConfig
+  journal: JournalConfig
+  stream: StreamConfig
+  rate_limit: RateLimitConfig
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
+  shutdown: { drain_ms: number }
+}
