@@ -1,0 +1,261 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { EX_CONFIG, RelayError } from './errors.js'
+import { loadConfig } from './config/load.js'
+import { ensureGeneratedSecrets, readGeneratedSecrets } from './config/generated.js'
+import type { Config } from './config/types.js'
+import { sampleRunflowCallback } from './sample.js'
+
+const DEFAULT_CONFIG = 'config/hookrelay.yaml'
+
+const HELP: Record<string, string> = {
+  main: `hookrelay — verify, journal and relay signed webhooks
+
+Usage: hookrelay <command> [options]
+
+Commands:
+  serve          run the relay
+  check-config   validate a config file (exit 0, or 78 with file:line:col errors)
+  send           sign a sample (or given) callback with the configured secret and post it
+  tail           stream events from a relay to the terminal
+  keygen         print a new secret, or an ed25519 key pair
+  healthcheck    ask a relay's /readyz; exit 0 when ready, 1 when not
+
+Run hookrelay <command> --help for its options.`,
+  serve: `Usage: hookrelay serve [--config FILE]
+
+Runs the relay on FILE (default ${DEFAULT_CONFIG}). SIGTERM or SIGINT stops it
+gracefully (in-flight commits finish, subscribers get 1001); a second signal
+forces the exit.`,
+  'check-config': `Usage: hookrelay check-config [--config FILE]
+
+Validates FILE (default ${DEFAULT_CONFIG}) and prints every problem as
+file:line:col: key.path: what is wrong. Exits 0 when valid, 78 when not.`,
+  send: `Usage: hookrelay send [--config FILE] [--source NAME] [--url URL] [FILE.json]
+
+Signs FILE.json (default: a realistic Runflow run.completed callback with a
+fresh run_id) with the source's first secret (from the config, or the one the
+relay generated in data_dir) and posts it to the relay. Prints the status and
+the answer; exits 0 on 2xx, 1 otherwise.
+
+  --source NAME   which source (default: runflow, else the first one)
+  --url URL       where to post (default: http://127.0.0.1:<listen.port><source.path>)`,
+  tail: `Usage: hookrelay tail [--config FILE] [--url ws://HOST:PORT/v1/stream] [--token T]
+                     [--after N|latest] [--consumer NAME] [--sources a,b] [--events 'run.*,batch.*'] [--json]
+
+Prints events as they arrive. --json prints one JSON object per line. Ctrl-C exits.`,
+  keygen: `Usage: hookrelay keygen [--ed25519]
+
+Prints a new random secret (whsec_...), usable with every scheme; with
+--ed25519, a Standard Webhooks v1a key pair (whsk_... secret, whpk_... public).`,
+  healthcheck: `Usage: hookrelay healthcheck [--config FILE] [--url http://HOST:PORT/readyz]
+
+Exits 0 when the relay answers /readyz with 200 within 3 s, 1 otherwise.`,
+}
+
+function out(s: string): void {
+  process.stdout.write(`${s}\n`)
+}
+
+function fail(s: string, code = 1): never {
+  process.stderr.write(`hookrelay: ${s}\n`)
+  process.exit(code)
+}
+
+/** Loads the config or exits 78 with every problem on stderr. */
+function configOrExit(file: string): Config {
+  try {
+    return loadConfig(file)
+  } catch (e) {
+    if (e instanceof RelayError && typeof (e as { format?: () => string }).format === 'function') {
+      process.stderr.write(`${(e as unknown as { format: () => string }).format()}\n`)
+      process.exit(EX_CONFIG)
+    }
+    if (e instanceof RelayError) fail(e.message, EX_CONFIG)
+    throw e
+  }
+}
+
+function localBase(cfg: Config): string {
+  const host = cfg.listen.host === '0.0.0.0' || cfg.listen.host === '' ? '127.0.0.1' : cfg.listen.host === '::' ? '[::1]' : cfg.listen.host
+  return `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${cfg.listen.port}`
+}
+
+async function serve(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: DEFAULT_CONFIG }, help: { type: 'boolean' } } })
+  if (values.help) return out(HELP.serve!)
+  const loaded = configOrExit(values.config)
+  const { createLogger } = await import('./log.js')
+  let log = createLogger(loaded.log.level)
+  let config: Config
+  try {
+    const g = ensureGeneratedSecrets(loaded)
+    config = g.config
+    if (g.generated) {
+      log.info(
+        { file: g.generated.file, sources: g.generated.sources, subscribers: g.generated.subscribers },
+        'no secret or token configured for these: generated them and stored them (mode 0600) in this file; `hookrelay send` and `hookrelay tail` read it',
+      )
+    }
+  } catch (e) {
+    fail(`cannot prepare data_dir ${loaded.data_dir}: ${(e as Error).message}`, EX_CONFIG)
+  }
+  const { startAppliance } = await import('./appliance.js')
+  let relay
+  try {
+    relay = await startAppliance(config, { logger: log, configFile: values.config })
+  } catch (e) {
+    log.fatal({ err: e }, 'hookrelay could not start')
+    log.flush()
+    fail(e instanceof Error ? e.message : String(e), e instanceof RelayError && e.code === 'HOOKRELAY_HTTP_LISTEN' ? 1 : 1)
+  }
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      log.flush()
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'stopping: draining in-flight commits')
+    const deadline = setTimeout(() => {
+      log.error('drain deadline passed: exiting now')
+      log.flush()
+      process.exit(1)
+    }, config.shutdown.drain_ms)
+    deadline.unref()
+    relay.close().then(
+      () => {
+        log.flush()
+        process.exit(0)
+      },
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping')
+        log.flush()
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGHUP', () => {
+    relay.reload?.().catch(() => undefined)
+  })
+  void log
+  log = relay.log
+}
+
+function checkConfig(args: string[]): void {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', default: DEFAULT_CONFIG }, help: { type: 'boolean' } } })
+  if (values.help) return out(HELP['check-config']!)
+  const cfg = configOrExit(values.config)
+  out(`${values.config}: ok (${Object.keys(cfg.sources).length} source(s), ${cfg.subscribers.length} subscriber(s), mirror ${cfg.mirror.enabled ? 'on' : 'off'})`)
+}
+
+async function send(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: DEFAULT_CONFIG },
+      source: { type: 'string' },
+      url: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  })
+  if (values.help) return out(HELP.send!)
+  const cfg = configOrExit(values.config)
+  const names = Object.keys(cfg.sources)
+  const name = values.source ?? (names.includes('runflow') ? 'runflow' : names[0])
+  const source = name === undefined ? undefined : cfg.sources[name]
+  if (!source) fail(`no source ${String(name)} in ${values.config}; sources: ${names.join(', ') || 'none'}`)
+  let verify = source.verify
+  if (verify.secrets.length === 0) {
+    const stored = readGeneratedSecrets(cfg.data_dir)?.sources[source.name]
+    if (stored) verify = { ...verify, secrets: [stored] }
+  }
+  const { signFor } = await import('./verify/sign.js')
+  const body = positionals[0] !== undefined ? readFileSync(positionals[0]) : Buffer.from(sampleRunflowCallback())
+  let headers: Record<string, string>
+  try {
+    headers = signFor(verify, body, Date.now())
+  } catch (e) {
+    fail(`${(e as Error).message}; set a secret for source ${source.name} or start the relay once so it generates one`)
+  }
+  const url = values.url ?? `http://${localBase(cfg)}${source.path}`
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } })
+  } catch (e) {
+    fail(`cannot reach ${url}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}; is the relay running?`)
+  }
+  out(`${res.status} ${await res.text()}`)
+  process.exitCode = res.ok ? 0 : 1
+}
+
+async function keygen(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { ed25519: { type: 'boolean' }, help: { type: 'boolean' } } })
+  if (values.help) return out(HELP.keygen!)
+  const { generateEd25519, generateSecret } = await import('./verify/keys.js')
+  if (values.ed25519) {
+    const pair = generateEd25519()
+    out(`secret_key: ${pair.secretKey}`)
+    out(`public_key: ${pair.publicKey}`)
+  } else {
+    out(generateSecret())
+  }
+}
+
+async function healthcheck(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', default: DEFAULT_CONFIG }, url: { type: 'string' }, help: { type: 'boolean' } },
+  })
+  if (values.help) return out(HELP.healthcheck!)
+  const url = values.url ?? `http://${localBase(configOrExit(values.config))}/readyz`
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) })
+    out(`${res.status} ${await res.text()}`)
+    process.exitCode = res.status === 200 ? 0 : 1
+  } catch (e) {
+    process.stderr.write(`hookrelay: ${url}: ${(e as Error).message}\n`)
+    process.exitCode = 1
+  }
+}
+
+async function tail(args: string[]): Promise<void> {
+  if (args.includes('--help')) return out(HELP.tail!)
+  const { runTail } = await import('./client/tail.js')
+  await runTail(args, { defaultConfig: DEFAULT_CONFIG, configOrExit, localBase })
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv
+  switch (cmd) {
+    case 'serve':
+      return serve(rest)
+    case 'check-config':
+      return checkConfig(rest)
+    case 'send':
+      return send(rest)
+    case 'tail':
+      return tail(rest)
+    case 'keygen':
+      return keygen(rest)
+    case 'healthcheck':
+      return healthcheck(rest)
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      return out(HELP.main!)
+    default:
+      fail(`unknown command ${cmd}\n\n${HELP.main}`, 64)
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail(`${e.message} (see --help)`, 64)
+  fail(e instanceof Error ? (e.stack ?? e.message) : String(e))
+})

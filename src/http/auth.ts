@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto'
+import type { SubscriberConfig } from '../config/types.js'
+
+/** A subscriber as the relay authorizes it. */
+export interface Principal {
+  name: string
+  /** null = every source. */
+  sources: ReadonlySet<string> | null
+}
+
+/**
+ * Bearer-token lookup. Tokens are looked up by their sha256, so the lookup's
+ * timing says nothing about how much of a guessed token was right.
+ */
+export class TokenBook {
+  #byHash = new Map<string, Principal>()
+
+  constructor(subscribers: readonly SubscriberConfig[]) {
+    for (const s of subscribers) {
+      if (s.token === '') continue
+      this.#byHash.set(hash(s.token), {
+        name: s.name,
+        sources: s.sources.includes('*') ? null : new Set(s.sources),
+      })
+    }
+  }
+
+  /** The principal for a raw token, or undefined. */
+  lookup(token: string | undefined): Principal | undefined {
+    if (token === undefined || token === '') return undefined
+    return this.#byHash.get(hash(token))
+  }
+
+  /** The principal for an `Authorization` header value (`Bearer <token>`). */
+  fromHeader(authorization: string): Principal | undefined {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
+    return m ? this.lookup(m[1]) : undefined
+  }
+}
+
+export function canRead(p: Principal, source: string): boolean {
+  return p.sources === null || p.sources.has(source)
+}
+
+function hash(token: string): string {
+  return createHash('sha256').update(token).digest('base64')
+}

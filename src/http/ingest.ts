@@ -1,0 +1,281 @@
+import { createHash } from 'node:crypto'
+import type { SourceConfig } from '../config/types.js'
+import type { Journal } from '../journal/journal.js'
+import type { IngestResult } from '../journal/types.js'
+import type { Logger, RejectLog } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import { RelayError } from '../errors.js'
+import { createVerifier } from '../verify/index.js'
+import type { HeaderBag, Verifier } from '../verify/types.js'
+import { sendError, sendJson } from './respond.js'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
+
+/** Seconds a sender is told to wait after a 503. */
+export const RETRY_AFTER_S = '5'
+/** A body that has not arrived completely by then is answered 408 and its connection closed. */
+export const BODY_TIMEOUT_MS = 30_000
+
+/** Headers kept with every source for logs (sender request ids). */
+const REQUEST_ID_HEADERS = ['runflow-request-id', 'x-request-id']
+
+export interface IngestContext {
+  journal: Journal
+  metrics: Metrics
+  log: Logger
+  rejects: RejectLog
+  /** True while the relay is closing: new callbacks get 503. */
+  closing: () => boolean
+  /**
+   * Rate limiting before any signature work; returns seconds to wait when the
+   * request must be refused with 429, else 0.
+   */
+  admit?: (res: HttpResponse, headers: HeaderBag) => number
+}
+
+interface SourceRoute {
+  source: SourceConfig
+  verifier: Verifier
+  headerNames: string[]
+  ctx: IngestContext
+  /** Exchanges still reading their body, swept for BODY_TIMEOUT_MS. */
+  reading: Set<Exchange>
+}
+
+/**
+ * Registers `POST <source.path>` (and 405 for other methods on it).
+ * Returns a function that stops the slow-body sweeper.
+ */
+export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: IngestContext): () => void {
+  const verifier = createVerifier(source.verify)
+  const route: SourceRoute = {
+    source,
+    verifier,
+    headerNames: ['content-length', ...new Set([...verifier.headers, ...REQUEST_ID_HEADERS, 'x-forwarded-for'])],
+    ctx,
+    reading: new Set(),
+  }
+  app.post(source.path, (res, req) => {
+    new Exchange(route, res, req)
+  })
+  app.any(source.path, (res) => {
+    sendError(res, 405, 'HOOKRELAY_HTTP_METHOD_NOT_ALLOWED', `${source.path} takes POST`, { headers: { allow: 'POST' } })
+  })
+  const sweeper = setInterval(() => {
+    const cutoff = performance.now() - BODY_TIMEOUT_MS
+    for (const ex of route.reading) if (ex.started < cutoff) ex.timeout()
+  }, 1000)
+  sweeper.unref()
+  return () => clearInterval(sweeper)
+}
+
+/** One ingest request, from headers to answer. */
+class Exchange {
+  readonly started = performance.now()
+  #route: SourceRoute
+  #res: HttpResponse
+  #headers: HeaderBag = {}
+  #done = false
+  #aborted = false
+  #body: Buffer | undefined
+  #chunks: Buffer[] | undefined
+  #received = 0
+
+  constructor(route: SourceRoute, res: HttpResponse, req: HttpRequest) {
+    this.#route = route
+    this.#res = res
+    res.onAborted(() => {
+      this.#aborted = true
+      this.#done = true
+      route.reading.delete(this)
+    })
+    // The request object dies when this handler returns: copy what we need now.
+    const headers = this.#headers
+    for (const name of route.headerNames) {
+      const v = req.getHeader(name)
+      if (v !== '') headers[name] = v
+    }
+    const max = route.source.max_body
+    if (route.ctx.closing()) {
+      this.#reject(503, 'HOOKRELAY_HTTP_CLOSING', 'the relay is shutting down; retry', 'closing', { 'retry-after': RETRY_AFTER_S })
+      return
+    }
+    const wait = route.ctx.admit?.(res, headers) ?? 0
+    if (wait > 0) {
+      this.#reject(429, 'HOOKRELAY_HTTP_RATE_LIMITED', 'too many requests from this address', 'rate limited', {
+        'retry-after': String(wait),
+      })
+      return
+    }
+    const cl = headers['content-length']
+    if (cl !== undefined) {
+      const n = Number(cl)
+      if (!Number.isSafeInteger(n) || n < 0) {
+        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'content-length is not a byte count', 'bad content-length')
+        return
+      }
+      if (n > max) {
+        this.#tooLarge()
+        return
+      }
+      this.#body = Buffer.allocUnsafe(n)
+    }
+    route.reading.add(this)
+    res.onData((chunk, isLast) => this.#onData(chunk, isLast))
+  }
+
+  #onData(chunk: ArrayBuffer, isLast: boolean): void {
+    if (this.#done) return
+    const len = chunk.byteLength
+    const at = this.#received
+    this.#received += len
+    if (this.#received > this.#route.source.max_body) {
+      this.#tooLarge()
+      return
+    }
+    // uWS reuses `chunk` after this callback: copy it.
+    if (this.#body !== undefined) {
+      if (this.#received > this.#body.length) {
+        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'body longer than content-length', 'body over content-length')
+        return
+      }
+      this.#body.set(new Uint8Array(chunk), at)
+    } else if (len > 0) {
+      ;(this.#chunks ??= []).push(Buffer.from(new Uint8Array(chunk)))
+    }
+    if (isLast) {
+      this.#route.reading.delete(this)
+      const body = this.#body ?? (this.#chunks ? Buffer.concat(this.#chunks) : Buffer.alloc(0))
+      if (this.#body !== undefined && this.#received !== this.#body.length) {
+        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'body shorter than content-length', 'body under content-length')
+        return
+      }
+      this.#finish(body)
+    }
+  }
+
+  timeout(): void {
+    this.#route.reading.delete(this)
+    this.#reject(408, 'HOOKRELAY_INGEST_BODY_TIMEOUT', `the body did not arrive within ${BODY_TIMEOUT_MS / 1000} s`, 'body timeout', undefined, true)
+  }
+
+  #tooLarge(): void {
+    this.#route.reading.delete(this)
+    // Close the connection: the rest of the body is never read nor buffered.
+    this.#reject(
+      413,
+      'HOOKRELAY_INGEST_BODY_TOO_LARGE',
+      `body over max_body (${this.#route.source.max_body} bytes)`,
+      'body too large',
+      undefined,
+      true,
+    )
+  }
+
+  #finish(body: Buffer): void {
+    const { verifier, source, ctx } = this.#route
+    this.#done = true
+    const outcome = verifier.verify(this.#headers, body, Date.now())
+    if (!outcome.ok) {
+      this.#reject(401, 'HOOKRELAY_INGEST_UNAUTHORIZED', 'signature verification failed', outcome.reason)
+      return
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(body.toString('utf8'))
+    } catch {
+      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not JSON', 'not JSON')
+      return
+    }
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not a JSON object', 'not a JSON object')
+      return
+    }
+    const d = verifier.describe(this.#headers, json)
+    if (d.key === undefined) {
+      this.#reject(400, 'HOOKRELAY_INGEST_NO_KEY', idempotencyHint(source), 'no idempotency key')
+      return
+    }
+    if (d.event === undefined) {
+      this.#reject(400, 'HOOKRELAY_INGEST_NO_EVENT', 'the callback names no event', 'no event')
+      return
+    }
+    const requestId = this.#headers['runflow-request-id'] ?? this.#headers['x-request-id']
+    ctx.journal
+      .ingest({
+        source: source.name,
+        event: d.event,
+        key: d.key,
+        status: d.status,
+        body,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        receivedAt: Date.now(),
+        requestId,
+        json,
+      })
+      .then(
+        (r) => this.#accepted(r, requestId),
+        (e: unknown) => this.#failed(e),
+      )
+  }
+
+  #accepted(r: IngestResult, requestId: string | undefined): void {
+    const { source, ctx } = this.#route
+    ctx.metrics.countRequest(source.name, 200)
+    ctx.metrics.ackLatency.labels(source.name).observe((performance.now() - this.started) / 1000)
+    if (ctx.log.isLevelEnabled('debug')) {
+      ctx.log.debug({ source: source.name, seq: r.seq, revision: r.revision, duplicate: r.duplicate, request_id: requestId }, 'journaled')
+    }
+    if (this.#aborted) return
+    const body = r.duplicate
+      ? `{"ok":true,"seq":${r.seq},"revision":${r.revision},"duplicate":true}`
+      : `{"ok":true,"seq":${r.seq},"revision":${r.revision}}`
+    this.#res.cork(() => sendJson(this.#res, 200, body))
+  }
+
+  #failed(e: unknown): void {
+    const err = e instanceof RelayError ? e : new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'commit failed', { cause: e })
+    this.#route.ctx.log.error({ err, source: this.#route.source.name }, 'journal refused a callback')
+    this.#reject(503, err.code, err.message, err.code, { 'retry-after': RETRY_AFTER_S })
+  }
+
+  #reject(
+    status: number,
+    code: string,
+    message: string,
+    reason: string,
+    headers?: Record<string, string>,
+    close = false,
+  ): void {
+    this.#done = true
+    const { source, ctx } = this.#route
+    ctx.metrics.countRequest(source.name, status)
+    if (status !== 503 || reason === 'closing') {
+      ctx.rejects.warn(
+        {
+          source: source.name,
+          status,
+          code,
+          reason,
+          remote: this.#aborted ? undefined : Buffer.from(this.#res.getRemoteAddressAsText()).toString(),
+          request_id: this.#headers['runflow-request-id'] ?? this.#headers['x-request-id'],
+        },
+        'rejected a callback',
+      )
+    }
+    if (this.#aborted) return
+    this.#res.cork(() => sendError(this.#res, status, code, message, { headers, close }))
+  }
+}
+
+function idempotencyHint(source: SourceConfig): string {
+  switch (source.verify.scheme) {
+    case 'runflow':
+      return 'the callback has no run_id or batch_id'
+    case 'github':
+      return 'the request has no X-GitHub-Delivery header'
+    case 'stripe':
+      return 'the event has no id'
+    case 'standard-webhooks':
+      return 'the request has no webhook-id header'
+  }
+}

@@ -1,0 +1,117 @@
+import type { Journal } from '../journal/journal.js'
+import type { RunRow } from '../journal/types.js'
+import { canRead, type Principal, type TokenBook } from './auth.js'
+import { sendError, sendJson } from './respond.js'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
+
+/** Largest page `GET /v1/events` returns. */
+export const EVENTS_LIMIT_MAX = 1000
+
+export interface ReadApiContext {
+  journal: Journal
+  tokens: () => TokenBook
+}
+
+/**
+ * `GET /v1/runs/<source>/<id>` and `GET /v1/events?after=N&limit=M`, both
+ * authorized by a subscriber's bearer token (a token sees only its sources).
+ */
+export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
+  app.get('/v1/runs/:source/:id', (res, req) => {
+    const who = authorize(res, req, ctx)
+    if (!who) return
+    let source: string
+    let id: string
+    try {
+      source = decodeURIComponent(req.getParameter(0))
+      id = decodeURIComponent(req.getParameter(1))
+    } catch {
+      sendError(res, 400, 'HOOKRELAY_API_BAD_PATH', 'the path is not valid percent-encoding')
+      return
+    }
+    const row = canRead(who, source) ? ctx.journal.getRun(source, id) : undefined
+    if (!row || row.revision === 0) {
+      // Same answer for "not yours" and "absent": a token learns nothing about other sources.
+      sendError(res, 404, 'HOOKRELAY_API_NOT_FOUND', `no run ${id} from source ${source}`)
+      return
+    }
+    sendJson(res, 200, runJson(row, ctx.journal))
+  })
+
+  app.get('/v1/events', (res, req) => {
+    const who = authorize(res, req, ctx)
+    if (!who) return
+    const after = parseCount(req.getQuery('after'), 0)
+    const limit = parseCount(req.getQuery('limit'), 100)
+    if (after === undefined || limit === undefined) {
+      sendError(res, 400, 'HOOKRELAY_API_BAD_QUERY', 'after and limit must be non-negative integers')
+      return
+    }
+    const want = Math.min(Math.max(limit, 1), EVENTS_LIMIT_MAX)
+    const head = ctx.journal.head
+    const parts: string[] = []
+    let next = after
+    // `next` also passes events this token may not see, so paging always ends.
+    while (parts.length < want && next < head) {
+      const batch = ctx.journal.read(next, want)
+      if (batch.length === 0) {
+        // Pruned below `next`: skip to what is left.
+        next = Math.max(next, ctx.journal.earliest - 1)
+        if (ctx.journal.read(next, 1).length === 0) break
+        continue
+      }
+      for (const e of batch) {
+        next = e.seq
+        if (!canRead(who, e.source)) continue
+        parts.push(`{"seq":${e.seq},${e.fragment.toString()},"body":${e.body.toString()}}`)
+        if (parts.length === want) break
+      }
+    }
+    sendJson(res, 200, `{"head":${head},"next":${next},"events":[${parts.join(',')}]}`)
+  })
+}
+
+function authorize(res: HttpResponse, req: HttpRequest, ctx: ReadApiContext): Principal | undefined {
+  const who = ctx.tokens().fromHeader(req.getHeader('authorization'))
+  if (!who) {
+    sendError(res, 401, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+      headers: { 'www-authenticate': 'Bearer' },
+    })
+  }
+  return who
+}
+
+function parseCount(v: string | undefined, dflt: number): number | undefined {
+  if (v === undefined || v === '') return dflt
+  if (!/^\d{1,15}$/.test(v)) return undefined
+  return Number(v)
+}
+
+/** The run row as the API shows it; `output` comes from the latest revision's body. */
+export function runJson(row: RunRow, journal: Journal): string {
+  let output = 'null'
+  const ev = journal.get(row.seq)
+  if (ev) {
+    try {
+      const parsed = JSON.parse(ev.body.toString()) as { output?: unknown }
+      if (parsed.output !== undefined) output = JSON.stringify(parsed.output)
+    } catch {
+      // Internal entries are always JSON; a foreign body without output shows null.
+    }
+  }
+  const mirror = {
+    state: row.mirror.state,
+    objects: row.mirror.objects.map((o) => ({
+      index: o.index,
+      url: o.url,
+      state: o.state,
+      ...(o.bucket !== undefined ? { bucket: o.bucket, key: o.key, size: o.size, sha256: o.sha256, content_type: o.content_type } : {}),
+      ...(o.reason !== undefined ? { reason: o.reason } : {}),
+    })),
+  }
+  return (
+    `{"source":${JSON.stringify(row.source)},"id":${JSON.stringify(row.id)},"event":${JSON.stringify(row.event)},` +
+    `"status":${JSON.stringify(row.status)},"seq":${row.seq},"revision":${row.revision},` +
+    `"received_at":${JSON.stringify(row.received_at)},"output":${output},"mirror":${JSON.stringify(mirror)}}`
+  )
+}
