@@ -19,6 +19,8 @@ export interface RelayOptions {
    * close with `relay.addComponent`.
    */
   extensions?: Array<(relay: Relay) => Promise<void> | void>
+  /** How long a request body may take to arrive (default 30 s). */
+  bodyTimeoutMs?: number
 }
 
 /**
@@ -66,7 +68,7 @@ export class Relay {
     })
     const relay = new Relay(config, journal, metrics, log)
     try {
-      relay.#wire()
+      relay.#wire(opts)
       for (const extend of opts.extensions ?? []) await extend(relay)
       await relay.#listenNow()
     } catch (e) {
@@ -109,7 +111,7 @@ export class Relay {
     this.#components.push({ name, close })
   }
 
-  #wire(): void {
+  #wire(opts: RelayOptions): void {
     const { app, journal, metrics, config, log } = this
     const rejects = new RejectLog(log)
     metrics.head.set(journal.head)
@@ -120,7 +122,14 @@ export class Relay {
     }
     for (const source of Object.values(config.sources)) {
       this.#stops.push(
-        registerSource(app, source, { journal, metrics, log, rejects, closing: () => this.#closing }),
+        registerSource(app, source, {
+          journal,
+          metrics,
+          log,
+          rejects,
+          closing: () => this.#closing,
+          bodyTimeoutMs: opts.bodyTimeoutMs,
+        }),
       )
     }
     registerReadApi(app, { journal, tokens: () => this.#tokens })

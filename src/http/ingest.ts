@@ -30,6 +30,8 @@ export interface IngestContext {
    * request must be refused with 429, else 0.
    */
   admit?: (res: HttpResponse, headers: HeaderBag) => number
+  /** Body deadline; BODY_TIMEOUT_MS unless set (tests shorten it). */
+  bodyTimeoutMs?: number
 }
 
 interface SourceRoute {
@@ -60,10 +62,11 @@ export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: Ing
   app.any(source.path, (res) => {
     sendError(res, 405, 'HOOKRELAY_HTTP_METHOD_NOT_ALLOWED', `${source.path} takes POST`, { headers: { allow: 'POST' } })
   })
+  const limit = ctx.bodyTimeoutMs ?? BODY_TIMEOUT_MS
   const sweeper = setInterval(() => {
-    const cutoff = performance.now() - BODY_TIMEOUT_MS
-    for (const ex of route.reading) if (ex.started < cutoff) ex.timeout()
-  }, 1000)
+    const cutoff = performance.now() - limit
+    for (const ex of route.reading) if (ex.started < cutoff) ex.timeout(limit)
+  }, Math.min(1000, limit / 4))
   sweeper.unref()
   return () => clearInterval(sweeper)
 }
@@ -153,9 +156,9 @@ class Exchange {
     }
   }
 
-  timeout(): void {
+  timeout(limitMs: number): void {
     this.#route.reading.delete(this)
-    this.#reject(408, 'HOOKRELAY_INGEST_BODY_TIMEOUT', `the body did not arrive within ${BODY_TIMEOUT_MS / 1000} s`, 'body timeout', undefined, true)
+    this.#reject(408, 'HOOKRELAY_INGEST_BODY_TIMEOUT', `the body did not arrive within ${limitMs / 1000} s`, 'body timeout', undefined, true)
   }
 
   #tooLarge(): void {

@@ -1,0 +1,91 @@
+import { pino } from 'pino'
+import { loadConfigText } from '../../src/config/load.js'
+import type { Config } from '../../src/config/types.js'
+import { Relay, type RelayOptions } from '../../src/relay.js'
+import { signRunflow } from '../../src/verify/sign.js'
+
+export const SECRET = 'whsec_hookrelay_test_secret_0123456789'
+export const SECRET_OLD = 'whsec_hookrelay_rotated_out_secret_987'
+export const TOKEN = 'hr_test_token_app'
+export const TOKEN_GH = 'hr_test_token_github_only'
+
+interface TapLike {
+  testdir(fixture?: unknown): string
+  teardown(fn: () => unknown): void
+}
+
+/** The config the black-box tests run: DESIGN.md's shape on port 0, plus a GitHub source. */
+export function testConfigYaml(dataDir: string, extra = ''): string {
+  return `
+listen: { host: 127.0.0.1, port: 0 }
+data_dir: ${dataDir}
+sources:
+  runflow:
+    path: /webhook/runflow
+    verify: { scheme: runflow, secrets: ["${SECRET}", "${SECRET_OLD}"] }
+    max_body: 64kb
+  gh:
+    path: /webhook/github
+    verify: { scheme: github, secrets: ["gh-secret"] }
+subscribers:
+  - name: app
+    token: ${TOKEN}
+    sources: ["*"]
+  - name: ghonly
+    token: ${TOKEN_GH}
+    sources: ["gh"]
+log: { level: silent }
+${extra}`
+}
+
+export function testConfig(dataDir: string, extra = ''): Config {
+  return loadConfigText(testConfigYaml(dataDir, extra), '<test>', { env: {} })
+}
+
+export const silent = pino({ level: 'silent' })
+
+/** Starts a relay on a fresh data dir (or `dir`), closed at teardown. */
+export async function startTestRelay(
+  t: TapLike,
+  opts: { dir?: string; extra?: string; relay?: RelayOptions } = {},
+): Promise<{ relay: Relay; base: string; dir: string }> {
+  const dir = opts.dir ?? t.testdir()
+  const relay = await Relay.start(testConfig(dir, opts.extra), { logger: silent, processMetrics: false, ...opts.relay })
+  t.teardown(() => relay.close())
+  return { relay, base: `http://127.0.0.1:${relay.port}`, dir }
+}
+
+export interface Answer {
+  status: number
+  json: any
+  headers: Headers
+}
+
+export async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } })
+  const text = await res.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = text
+  }
+  return { status: res.status, json, headers: res.headers }
+}
+
+/** Posts a Runflow callback signed with `secret` (default SECRET). */
+export function postRunflow(base: string, body: string | Buffer, secret = SECRET): Promise<Answer> {
+  return post(`${base}/webhook/runflow`, body, signRunflow(secret, body))
+}
+
+export async function get(url: string, token?: string): Promise<Answer> {
+  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })
+  const text = await res.text()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = text
+  }
+  return { status: res.status, json, headers: res.headers }
+}
