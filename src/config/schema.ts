@@ -1,0 +1,355 @@
+/**
+ * The shape of `hookrelay.yaml`: keys, types and defaults (declarative, see
+ * `spec.ts`), the checks that span several keys, and the mapping onto the
+ * `Config` the relay runs on.
+ */
+import { isIP } from 'node:net'
+import { resolve as resolvePath } from 'node:path'
+import type { Config, SchemeName, SourceConfig } from './types.js'
+import {
+  bool,
+  duration,
+  list,
+  mapOf,
+  num,
+  obj,
+  oneOf,
+  secret,
+  secretList,
+  size,
+  str,
+  type Spec,
+} from './spec.js'
+import type { Walk } from './walk.js'
+
+export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks'] as const satisfies readonly SchemeName[]
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+const SOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/
+const SUBSCRIBER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
+/** Paths the relay serves itself; a source may not shadow them. */
+const RESERVED_PATHS = ['/livez', '/readyz', '/metrics']
+const WHSEC_RE = /^whsec_[A-Za-z0-9+/]+={0,2}$/
+const WHPK_RE = /^whpk_[A-Za-z0-9+/]+={0,2}$/
+
+function sourcePath(p: string): void {
+  if (!p.startsWith('/')) throw new Error(`"${p}" does not start with "/"; write it like /webhook/runflow`)
+  if (/[\s?#]/.test(p)) throw new Error(`"${p}" holds a space, "?" or "#"; use a plain path like /webhook/runflow`)
+  if (p === '/v1' || p.startsWith('/v1/') || RESERVED_PATHS.includes(p)) {
+    throw new Error(`"${p}" is reserved for the relay's own API; use a path like /webhook/<name>`)
+  }
+}
+
+function httpUrl(s: string): void {
+  let url: URL | undefined
+  try {
+    url = new URL(s)
+  } catch {
+    url = undefined
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new Error(`"${s}" is not an http(s) URL; write it like http://127.0.0.1:9000`)
+  }
+}
+
+/** S3 bucket naming rules (the general-purpose bucket subset every S3 implementation accepts). */
+function bucketName(s: string): void {
+  const ok =
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s) &&
+    !s.includes('..') &&
+    !s.includes('.-') &&
+    !s.includes('-.') &&
+    isIP(s) === 0
+  if (!ok) {
+    throw new Error(
+      `"${s}" is not a valid bucket name; use 3-63 lowercase letters, digits, "-" and ".", starting and ending with a letter or digit`,
+    )
+  }
+}
+
+function hostName(s: string): void {
+  if (s === '' || /[\s/]/.test(s)) {
+    throw new Error(`"${s}" is not a host name; write a bare host like files.example.com or 127.0.0.1 (no scheme or path)`)
+  }
+}
+
+function ipAddress(s: string): void {
+  if (isIP(s) === 0) throw new Error(`"${s}" is not an IP address; list proxies by exact address, e.g. 127.0.0.1`)
+}
+
+function nonEmpty(s: string): void {
+  if (s.trim() === '') throw new Error('is empty; give a value or remove the key')
+}
+
+const verifySpec = obj(
+  {
+    scheme: oneOf(SCHEMES, { required: true }),
+    secrets: secretList(),
+    public_keys: secretList(),
+    tolerance: duration({ default: '300s', min: '1s', max: '1d' }),
+  },
+  { required: true, hint: 'add verify: { scheme: runflow, secrets: ["${RUNFLOW_WEBHOOK_SECRET:-}"] }' },
+)
+
+const sourceSpec = obj({
+  path: str({ check: sourcePath }),
+  verify: verifySpec,
+  max_body: size({ default: '5mb', min: 1, max: '64mb' }),
+})
+
+const subscriberSpec = obj({
+  name: str({
+    required: true,
+    hint: 'add name: <a unique name, e.g. app>',
+    check(s: string) {
+      if (!SUBSCRIBER_NAME_RE.test(s)) {
+        throw new Error(`"${s}" is not a valid name; use letters, digits, "_", "-" and "." (up to 63), e.g. app`)
+      }
+    },
+  }),
+  token: secret(),
+  sources: list(str(), { default: ['*'] }),
+})
+
+const mirrorSpec = obj(
+  {
+    enabled: bool({ default: false }),
+    endpoint: str({ default: '', check: (s: string) => s === '' || httpUrl(s) }),
+    region: str({ default: 'us-east-1', check: nonEmpty }),
+    access_key: secret(),
+    secret_key: secret(),
+    bucket: str({ default: '', check: (s: string) => s === '' || bucketName(s) }),
+    allow_hosts: list(str({ check: hostName }), { default: [] }),
+    selectors: list(str({ check: nonEmpty }), { default: [] }),
+    concurrency: num({ default: 2, min: 1, max: 64 }),
+    max_bytes: size({ default: '1gb', min: 1 }),
+    default_deadline: duration({ default: '1h', min: '1s' }),
+    // S3 refuses multipart parts under 5 MiB (except the last) and over 5 GiB.
+    part_size: size({ default: '16mb', min: '5mb', max: '5gb' }),
+    timeouts: obj({
+      connect: duration({ default: '10s', min: 1 }),
+      headers: duration({ default: '30s', min: 1 }),
+      total: duration({ default: '30m', min: 1 }),
+    }),
+  },
+  { gate: 'enabled' },
+)
+
+/** The whole file. Every key has a default except what a source must say about itself. */
+export const configSpec = obj({
+  listen: obj({
+    host: str({ default: '0.0.0.0', check: nonEmpty }),
+    port: num({ default: 8080, min: 0, max: 65535 }),
+  }),
+  data_dir: str({ default: './data', check: nonEmpty }),
+  sources: mapOf(
+    { pattern: SOURCE_NAME_RE, hint: 'use lowercase letters, digits, "_" and "-" (up to 63), starting with a letter or digit' },
+    sourceSpec,
+  ),
+  subscribers: list(subscriberSpec, { default: [] }),
+  mirror: mirrorSpec,
+  journal: obj({
+    map_size: size({ default: '4gb', min: '16mb' }),
+    retention: obj({
+      max_age: duration({ default: '7d', min: '1s' }),
+      max_bytes: size({ default: '2gb', min: '1mb' }),
+    }),
+    min_free: size({ default: '256mb', min: 0 }),
+  }),
+  stream: obj({
+    max_inflight: num({ default: 1000, min: 1, max: 1_000_000 }),
+    high_water: size({ default: '1mb', min: '1kb' }),
+    hard_limit: size({ default: '16mb', min: '1kb' }),
+    max_connections_per_ip: num({ default: 100, min: 1 }),
+    max_payload: size({ default: '64kb', min: '1kb', max: '16mb' }),
+  }),
+  rate_limit: obj({
+    ingest_per_second: num({ default: 0, min: 0, integer: false }),
+    ingest_burst: num({ min: 0 }),
+    limit_loopback: bool({ default: false }),
+    trusted_proxies: list(str({ check: ipAddress }), { default: [] }),
+  }),
+  log: obj({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
+  shutdown: obj({ drain: duration({ default: '10s', min: 0 }) }),
+})
+
+/** The file as validated: YAML key names, units already converted, defaults applied. */
+export type ConfigFile = typeof configSpec extends Spec<infer T> ? T : never
+
+/** Checks that span several keys. Reports into `w`; tolerates values left undefined by earlier problems. */
+export function crossCheck(file: ConfigFile, w: Walk): void {
+  const paths = new Map<string, string>()
+  for (const [name, source] of Object.entries(file.sources)) {
+    const path = source.path ?? defaultSourcePath(name)
+    const other = paths.get(path)
+    if (other !== undefined) {
+      w.report(`sources.${name}.path`, `${path} is also the path of sources.${other}; give each source its own path`)
+    } else {
+      paths.set(path, name)
+    }
+    const verify = source.verify
+    if (verify === undefined || verify.scheme === undefined) continue
+    const at = `sources.${name}.verify`
+    if (verify.scheme === 'standard-webhooks') {
+      verify.secrets.forEach((s, i) => {
+        if (!isBase64Key(s, WHSEC_RE, 'whsec_')) {
+          w.report(`${at}.secrets[${i}]`, 'is not a Standard Webhooks secret; use whsec_<base64>, e.g. from `hookrelay keygen`')
+        }
+      })
+      verify.public_keys.forEach((k, i) => {
+        if (!isBase64Key(k, WHPK_RE, 'whpk_', 32)) {
+          w.report(`${at}.public_keys[${i}]`, 'is not an ed25519 public key; use whpk_<base64 of 32 bytes>, e.g. from `hookrelay keygen`')
+        }
+      })
+    } else if (verify.public_keys.length > 0) {
+      w.report(
+        `${at}.public_keys`,
+        `public keys apply only to scheme standard-webhooks (v1a), not ${verify.scheme}; remove public_keys or change the scheme`,
+      )
+    }
+  }
+
+  const names = new Map<string, number>()
+  const tokens = new Map<string, number>()
+  file.subscribers.forEach((sub, i) => {
+    const at = `subscribers[${i}]`
+    if (sub.name !== undefined) {
+      const first = names.get(sub.name)
+      if (first !== undefined) {
+        w.report(`${at}.name`, `"${sub.name}" is also the name of subscribers[${first}]; give each subscriber its own name`)
+      } else {
+        names.set(sub.name, i)
+      }
+    }
+    if (sub.token !== '') {
+      const first = tokens.get(sub.token)
+      if (first !== undefined) {
+        // Never echo the token itself.
+        w.report(`${at}.token`, `same token as subscribers[${first}]; give each subscriber its own token`)
+      } else {
+        tokens.set(sub.token, i)
+      }
+    }
+    if (sub.sources.length === 0) {
+      w.report(`${at}.sources`, 'lists no source, so the token could read nothing; use ["*"] for every source')
+    }
+    sub.sources.forEach((s, j) => {
+      if (s !== '*' && !Object.hasOwn(file.sources, s)) {
+        const known = Object.keys(file.sources)
+        w.report(
+          `${at}.sources[${j}]`,
+          `"${s}" is not a configured source; use "*" or one of ${known.length === 0 ? '(none configured)' : known.join(', ')}`,
+        )
+      }
+    })
+  })
+
+  const m = file.mirror
+  if (m.enabled) {
+    const required: Array<[keyof typeof m, string]> = [
+      ['endpoint', 'set the S3/MinIO URL, e.g. http://127.0.0.1:9000'],
+      ['bucket', 'set the bucket the outputs are copied to'],
+      ['access_key', 'set access_key or access_key_file'],
+      ['secret_key', 'set secret_key or secret_key_file'],
+    ]
+    for (const [key, todo] of required) {
+      const at = `mirror.${key}`
+      // A value that failed its own check (unset ${VAR}, unreadable file) was reported already.
+      if (m[key] === '' && !w.reported(at) && !w.reported(`${at}_file`)) {
+        w.report(at, `required when mirror.enabled is true; ${todo}`)
+      }
+    }
+  }
+
+  if (file.stream.high_water >= file.stream.hard_limit) {
+    w.report('stream.high_water', 'must be below stream.hard_limit (sending pauses at high_water; hard_limit closes the socket); lower it or raise hard_limit')
+  }
+  if (file.journal.retention.max_bytes >= file.journal.map_size) {
+    w.report(
+      'journal.retention.max_bytes',
+      'must be below journal.map_size (the journal cannot grow past its map); lower it or raise map_size',
+    )
+  }
+  if (file.rate_limit.ingest_per_second > 0 && file.rate_limit.ingest_burst === 0) {
+    w.report('rate_limit.ingest_burst', 'is 0, so no request would ever pass; raise it or leave it out (default 2 × ingest_per_second)')
+  }
+}
+
+/** Maps the validated file onto `Config`. Call only when the walk found no problems. */
+export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config {
+  const sources: Record<string, SourceConfig> = {}
+  for (const [name, s] of Object.entries(file.sources)) {
+    const verify = required(s.verify, `sources.${name}.verify`)
+    sources[name] = {
+      name,
+      path: s.path ?? defaultSourcePath(name),
+      verify: {
+        scheme: required(verify.scheme, `sources.${name}.verify.scheme`),
+        secrets: verify.secrets,
+        public_keys: verify.public_keys,
+        tolerance_ms: verify.tolerance,
+      },
+      max_body: s.max_body,
+    }
+  }
+  const { mirror: m, journal: j, rate_limit: r } = file
+  return {
+    file: absFile,
+    listen: { host: file.listen.host, port: file.listen.port },
+    data_dir: resolvePath(cwd, file.data_dir),
+    sources,
+    subscribers: file.subscribers.map((s, i) => ({
+      name: required(s.name, `subscribers[${i}].name`),
+      token: s.token,
+      sources: s.sources,
+    })),
+    mirror: {
+      enabled: m.enabled,
+      endpoint: m.endpoint,
+      region: m.region,
+      access_key: m.access_key,
+      secret_key: m.secret_key,
+      bucket: m.bucket,
+      allow_hosts: m.allow_hosts,
+      selectors: m.selectors,
+      concurrency: m.concurrency,
+      max_bytes: m.max_bytes,
+      default_deadline_ms: m.default_deadline,
+      timeouts: { connect_ms: m.timeouts.connect, headers_ms: m.timeouts.headers, total_ms: m.timeouts.total },
+      part_size: m.part_size,
+    },
+    journal: {
+      map_size: j.map_size,
+      retention: { max_age_ms: j.retention.max_age, max_bytes: j.retention.max_bytes },
+      min_free: j.min_free,
+    },
+    stream: { ...file.stream },
+    rate_limit: {
+      ingest_per_second: r.ingest_per_second,
+      ingest_burst: r.ingest_burst ?? Math.ceil(2 * r.ingest_per_second),
+      limit_loopback: r.limit_loopback,
+      trusted_proxies: r.trusted_proxies,
+    },
+    log: { level: file.log.level },
+    shutdown: { drain_ms: file.shutdown.drain },
+  }
+}
+
+export function defaultSourcePath(name: string): string {
+  return `/webhook/${name}`
+}
+
+/** `<prefix><canonical base64>`, as strict as the verifier that will decode it at start. */
+function isBase64Key(value: string, re: RegExp, prefix: string, bytes?: number): boolean {
+  const text = value.slice(prefix.length)
+  if (!re.test(value) || text.length % 4 !== 0) return false
+  const decoded = Buffer.from(text, 'base64')
+  if (decoded.toString('base64') !== text) return false
+  return bytes === undefined ? decoded.length > 0 : decoded.length === bytes
+}
+
+function required<T>(value: T | undefined, path: string): T {
+  // Unreachable once the walk reported no problems: a missing required key is a problem.
+  if (value === undefined) throw new Error(`internal: ${path} missing after validation`)
+  return value
+}
