@@ -1,0 +1,77 @@
+import type { Journal } from '../journal/journal.js'
+import type { Logger } from '../log.js'
+
+/**
+ * Durable consumers' acked positions. Acks land here in memory at once (so a
+ * consumer that reconnects resumes after its latest ack even before it is on
+ * disk) and are written to the journal's `cursors` db in one transaction at
+ * most once per `intervalMs`, and right away when a consumer disconnects or
+ * the hub closes.
+ */
+export class ConsumerCursors {
+  #journal: Journal
+  #log: Logger
+  #intervalMs: number
+  /** Positions newer than what is stored. */
+  #latest = new Map<string, number>()
+  #dirty = new Map<string, number>()
+  #timer: NodeJS.Timeout | undefined
+  #lastFlush = 0
+  #chain: Promise<void> = Promise.resolve()
+  #closed = false
+
+  constructor(journal: Journal, log: Logger, intervalMs = 1000) {
+    this.#journal = journal
+    this.#log = log
+    this.#intervalMs = intervalMs
+  }
+
+  /** Where `consumer` resumes: its latest ack, or 0 when it never acked. */
+  position(consumer: string): number {
+    return this.#latest.get(consumer) ?? this.#journal.getCursor(consumer)?.seq ?? 0
+  }
+
+  /** Records a cumulative ack (ignored when not ahead of the current position). */
+  record(consumer: string, seq: number): void {
+    if (this.#closed || seq <= this.position(consumer)) return
+    this.#latest.set(consumer, seq)
+    this.#dirty.set(consumer, seq)
+    if (this.#timer === undefined) {
+      const wait = Math.max(0, this.#lastFlush + this.#intervalMs - Date.now())
+      this.#timer = setTimeout(() => void this.flush(), wait)
+      this.#timer.unref()
+    }
+  }
+
+  /** Every consumer known (stored or only in memory) with its position. */
+  list(): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const c of this.#journal.listCursors()) out.set(c.name, c.seq)
+    for (const [name, seq] of this.#latest) out.set(name, seq)
+    return out
+  }
+
+  /** Writes every pending ack now; resolves once it is committed (or failed and logged). */
+  flush(): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    if (this.#dirty.size === 0) return this.#chain
+    const batch = this.#dirty
+    this.#dirty = new Map()
+    this.#lastFlush = Date.now()
+    this.#chain = this.#chain.then(() =>
+      this.#journal.saveCursors(batch).catch((err: unknown) => {
+        // Not fatal: the acks stay in memory and the consumer resumes from them
+        // while this process lives; after a restart it sees a few duplicates.
+        this.#log.error({ err, consumers: [...batch.keys()] }, 'could not store consumer acks')
+      }),
+    )
+    return this.#chain
+  }
+
+  /** Flushes and stops taking acks. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true
+    await this.flush()
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * `/v1/stream`: the fan-out hub (DESIGN.md "Subscriber protocol v1").
+ *
+ * Protocol errors, as this hub answers them:
+ * - upgrade with a bad `Authorization` header: HTTP 401, never 101; too many
+ *   connections from one address: HTTP 429; relay closing: HTTP 503.
+ * - no `Authorization` header: the first frame must be `{"type":"auth"}`
+ *   within 5 s, else close 4401 (also for a bad token or another frame first).
+ * - malformed JSON, a binary frame, an unknown frame type, a field of the
+ *   wrong type, a second `subscribe`, an `ack` before `subscribe`, a second
+ *   `auth`: close 4400 with the reason as the close message.
+ * - a frame over `stream.max_payload`: uWS closes the connection (1006 or 1009).
+ * - subscribing to a source the token may not read: close 4403.
+ * - `cursor_ahead` / `cursor_expired` on `subscribe`: an error frame; the
+ *   connection stays open and may `subscribe` again (e.g. with `"latest"`).
+ * - events pruned under a running subscription: `cursor_expired` and close 4410.
+ * - an ack past the last seq sent: an `ack_ahead` error frame; the ack is ignored.
+ * - a second connection with the same `consumer` takes it over: the older one
+ *   gets `consumer_replaced` and close 4409.
+ * - buffered amount past `stream.hard_limit`: close 4008 (reconnect and resume).
+ * - shutdown: close 1001.
+ */
+import { canRead, type Principal } from '../http/auth.js'
+import { sendError } from '../http/respond.js'
+import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
+import type { Relay } from '../relay.js'
+import { ConsumerCursors } from './consumer-cursors.js'
+import {
+  BadFrame,
+  RecentFrames,
+  encodeEventFrame,
+  errorFrame,
+  eventMatcher,
+  parseClientFrame,
+  subscribedFrame,
+  welcomeFrame,
+  type ClientFrame,
+  type EventFrame,
+} from './frames.js'
+import { StreamMetrics } from './stream-metrics.js'
+import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
+
+/** uWS's socket context handed to `res.upgrade` (not re-exported by http/uws.ts). */
+type UpgradeContext = Parameters<HttpResponse['upgrade']>[4]
+
+export const STREAM_PATH = '/v1/stream'
+
+/** Close codes of protocol v1. */
+export const CLOSE = {
+  SHUTDOWN: 1001,
+  SLOW_CONSUMER: 4008,
+  BAD_FRAME: 4400,
+  AUTH: 4401,
+  FORBIDDEN: 4403,
+  CONSUMER_REPLACED: 4409,
+  CURSOR_EXPIRED: 4410,
+} as const
+
+export interface HubOptions {
+  /** How long a connection without an `Authorization` header has to send its auth frame. Default 5000. */
+  authTimeoutMs?: number
+  /** uWS idle timeout in seconds (pings are sent automatically before it). Default 120. */
+  idleTimeoutSec?: number
+  /** At most one ack write per this many ms. Default 1000. */
+  ackFlushMs?: number
+  /** Called with the hub once it is wired (tests, benchmarks). */
+  onHub?: (hub: Hub) => void
+}
+
+/**
+ * The relay extension that serves `/v1/stream`.
+ *
+ * @example
+ *   const relay = await Relay.start(config, { extensions: [fanoutExtension()] })
+ */
+export function fanoutExtension(opts: HubOptions = {}): (relay: Relay) => void {
+  return (relay) => {
+    const hub = new Hub(relay, opts)
+    relay.addComponent('hub', () => hub.close())
+    opts.onHub?.(hub)
+  }
+}
+
+/** One per relay: owns the subscribers, the shared frame cache and the consumers' acks. */
+export class Hub {
+  readonly frames = new RecentFrames()
+  readonly cursors: ConsumerCursors
+  readonly metrics: StreamMetrics
+  #relay: Relay
+  #subs = new Set<Subscriber>()
+  #byConsumer = new Map<string, Subscriber>()
+  #perIp = new Map<string, number>()
+  #nextId = 1
+  #closing = false
+  #closed: Promise<void> | undefined
+  #stopCommits: () => void
+  #authTimeoutMs: number
+  #ctx: PumpContext
+
+  constructor(relay: Relay, opts: HubOptions = {}) {
+    this.#relay = relay
+    const { journal, config } = relay
+    const stream = config.stream
+    this.#authTimeoutMs = opts.authTimeoutMs ?? 5000
+    this.cursors = new ConsumerCursors(journal, relay.log, opts.ackFlushMs ?? 1000)
+    this.metrics = new StreamMetrics(relay.metrics.registry, {
+      lags: () => this.#lags(),
+      buffered: () => {
+        let n = 0
+        for (const s of this.#subs) if (s.ws && s.state !== 'closed') n += s.ws.getBufferedAmount()
+        return n
+      },
+    })
+    const maxBody = Math.max(0, ...Object.values(config.sources).map((s) => s.max_body))
+    const frames = this.frames
+    this.#ctx = {
+      head: () => journal.head,
+      earliest: () => journal.earliest,
+      page: (after, limit) => pageOf(after, limit),
+      highWater: stream.high_water,
+      hardLimit: stream.hard_limit,
+      maxInflight: stream.max_inflight,
+      reschedule: (sub) => this.#schedule(sub),
+      sent: (n, bytes) => {
+        this.metrics.framesSent.inc(n)
+        this.metrics.bytesSent.inc(bytes)
+      },
+      skipped: (sub) => {
+        if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) this.cursors.record(sub.consumer, sub.cursor)
+      },
+      slowConsumer: (sub) => {
+        this.metrics.slowConsumerCloses.inc()
+        relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'slow subscriber closed (4008)')
+        sub.ws?.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume')
+      },
+    }
+
+    function pageOf(after: number, limit: number): EventFrame[] | null {
+      const head = journal.head
+      const out: EventFrame[] = []
+      for (let seq = after + 1; out.length < limit && seq <= head; seq++) {
+        const f = frames.get(seq)
+        if (f === undefined) break
+        out.push(f)
+      }
+      if (out.length > 0) return out
+      const events = journal.read(after, limit)
+      if (events.length === 0 || events[0]!.seq !== after + 1) return null
+      // Only frames near the head are worth sharing; a replay from far back would flush them out.
+      const sharedFrom = head - frames.maxFrames
+      for (const e of events) {
+        const f = frames.get(e.seq) ?? encodeEventFrame(e)
+        if (e.seq > sharedFrom) frames.add(f)
+        out.push(f)
+      }
+      return out
+    }
+
+    this.#stopCommits = journal.onCommit(() => {
+      for (const sub of this.#subs) if (sub.runnable) sub.pump(this.#ctx)
+    })
+
+    relay.app.ws<SocketData>(STREAM_PATH, {
+      maxPayloadLength: stream.max_payload,
+      idleTimeout: opts.idleTimeoutSec ?? 120,
+      sendPingsAutomatically: true,
+      // The last guard only: the pump stops at high_water and closes with 4008
+      // past hard_limit itself; uWS would close without a close frame.
+      maxBackpressure: stream.hard_limit + maxBody + 64 * 1024,
+      closeOnBackpressureLimit: true as unknown as number,
+      upgrade: (res, req, context) => this.#upgrade(res, req, context),
+      open: (ws) => this.#open(ws),
+      message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
+      drain: (ws) => {
+        const sub = ws.getUserData().sub
+        if (sub.waitingDrain && ws.getBufferedAmount() < stream.high_water) {
+          sub.waitingDrain = false
+          sub.pump(this.#ctx)
+        }
+      },
+      close: (ws) => this.#onClose(ws.getUserData().sub),
+    })
+  }
+
+  /** Connected subscribers (any state). */
+  get size(): number {
+    return this.#subs.size
+  }
+
+  #upgrade(res: HttpResponse, req: HttpRequest, context: UpgradeContext): void {
+    const key = req.getHeader('sec-websocket-key')
+    const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? ''
+    const extensions = req.getHeader('sec-websocket-extensions')
+    const authorization = req.getHeader('authorization')
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString()
+    if (this.#closing) {
+      sendError(res, 503, 'HOOKRELAY_STREAM_CLOSING', 'the relay is shutting down; reconnect later', { headers: { 'retry-after': '5' } })
+      return
+    }
+    const count = this.#perIp.get(ip) ?? 0
+    if (count >= this.#relay.config.stream.max_connections_per_ip) {
+      sendError(res, 429, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', 'too many stream connections from this address (stream.max_connections_per_ip)', {
+        headers: { 'retry-after': '5' },
+      })
+      return
+    }
+    let principal: Principal | undefined
+    if (authorization !== '') {
+      principal = this.#relay.tokens.fromHeader(authorization)
+      if (!principal) {
+        sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+          headers: { 'www-authenticate': 'Bearer' },
+        })
+        return
+      }
+    }
+    this.#perIp.set(ip, count + 1)
+    res.upgrade<SocketData>({ sub: new Subscriber(this.#nextId++, ip, principal) }, key, protocol, extensions, context)
+  }
+
+  #open(ws: WebSocket<SocketData>): void {
+    const sub = ws.getUserData().sub
+    sub.ws = ws
+    this.#subs.add(sub)
+    this.metrics.subscribers.inc()
+    if (sub.principal) {
+      this.#welcome(sub)
+    } else {
+      sub.authTimer = setTimeout(() => {
+        if (sub.state === 'auth') ws.end(CLOSE.AUTH, 'authenticate within 5 s: send {"type":"auth","token":"..."}')
+      }, this.#authTimeoutMs)
+      sub.authTimer.unref()
+    }
+  }
+
+  #welcome(sub: Subscriber): void {
+    sub.state = 'ready'
+    sub.ws!.send(welcomeFrame(this.#relay.journal.epoch, this.#relay.journal.head))
+  }
+
+  #message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
+    const sub = ws.getUserData().sub
+    if (sub.state === 'closed') return
+    let frame: ClientFrame
+    try {
+      if (isBinary) throw new BadFrame('binary frames are not part of protocol v1; send JSON text')
+      frame = parseClientFrame(Buffer.from(message).toString('utf8'))
+    } catch (e) {
+      if (!(e instanceof BadFrame)) throw e
+      ws.end(CLOSE.BAD_FRAME, e.message)
+      return
+    }
+    if (sub.state === 'auth') {
+      if (frame.type !== 'auth') {
+        ws.end(CLOSE.AUTH, 'authenticate first: send {"type":"auth","token":"..."}')
+        return
+      }
+      const principal = this.#relay.tokens.lookup(frame.token)
+      if (!principal) {
+        ws.end(CLOSE.AUTH, 'unknown token')
+        return
+      }
+      clearTimeout(sub.authTimer)
+      sub.principal = principal
+      this.#welcome(sub)
+      return
+    }
+    switch (frame.type) {
+      case 'auth':
+        ws.end(CLOSE.BAD_FRAME, 'already authenticated')
+        return
+      case 'subscribe':
+        if (sub.state === 'subscribed') {
+          ws.end(CLOSE.BAD_FRAME, 'already subscribed: one subscription per connection')
+          return
+        }
+        this.#subscribe(sub, frame)
+        return
+      case 'ack':
+        if (sub.state !== 'subscribed') {
+          ws.end(CLOSE.BAD_FRAME, 'ack before subscribe')
+          return
+        }
+        this.#ack(sub, frame.seq)
+        return
+    }
+  }
+
+  #subscribe(sub: Subscriber, f: ClientFrame & { type: 'subscribe' }): void {
+    const ws = sub.ws!
+    const principal = sub.principal!
+    let sources: ReadonlySet<string> | null = principal.sources
+    if (f.sources !== undefined && !f.sources.includes('*')) {
+      for (const s of f.sources) {
+        if (!canRead(principal, s)) {
+          ws.end(CLOSE.FORBIDDEN, `this token may not read source ${s.slice(0, 64)}`)
+          return
+        }
+      }
+      sources = new Set(f.sources)
+    }
+    const journal = this.#relay.journal
+    const head = journal.head
+    let after: number
+    if (f.after === 'latest') after = head
+    else if (f.after !== undefined) after = f.after
+    else if (f.consumer !== undefined) after = this.cursors.position(f.consumer)
+    else after = head
+    if (after > head) {
+      ws.send(errorFrame('cursor_ahead', { head, after }))
+      return
+    }
+    const earliest = journal.earliest
+    if (after < earliest - 1) {
+      ws.send(errorFrame('cursor_expired', { earliest, after }))
+      return
+    }
+    if (f.consumer !== undefined) {
+      const older = this.#byConsumer.get(f.consumer)
+      if (older && older !== sub && older.state !== 'closed') {
+        this.#byConsumer.delete(f.consumer)
+        older.ws!.send(errorFrame('consumer_replaced'))
+        older.ws!.end(CLOSE.CONSUMER_REPLACED, 'another connection took over this consumer')
+      }
+      this.#byConsumer.set(f.consumer, sub)
+    }
+    sub.start(after, {
+      consumer: f.consumer,
+      ack: f.ack === true,
+      sources,
+      matchEvent: eventMatcher(f.events),
+    })
+    ws.send(subscribedFrame(journal.epoch, after, head))
+    sub.pump(this.#ctx)
+  }
+
+  #ack(sub: Subscriber, seq: number): void {
+    const blocked = sub.ack && sub.inflight >= this.#ctx.maxInflight
+    const r = sub.applyAck(seq)
+    if (r === 'ahead') {
+      sub.ws!.send(errorFrame('ack_ahead', { seq, delivered: sub.lastSent }))
+      return
+    }
+    if (r === 'stale') return
+    if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) this.cursors.record(sub.consumer, seq)
+    if (blocked && sub.runnable) sub.pump(this.#ctx)
+  }
+
+  #schedule(sub: Subscriber): void {
+    if (sub.scheduled) return
+    sub.scheduled = true
+    setImmediate(() => sub.pump(this.#ctx))
+  }
+
+  #onClose(sub: Subscriber): void {
+    sub.state = 'closed'
+    sub.ws = undefined
+    clearTimeout(sub.authTimer)
+    this.#subs.delete(sub)
+    this.metrics.subscribers.dec()
+    const n = (this.#perIp.get(sub.ip) ?? 1) - 1
+    if (n <= 0) this.#perIp.delete(sub.ip)
+    else this.#perIp.set(sub.ip, n)
+    if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) {
+      this.#byConsumer.delete(sub.consumer)
+      // "Always on close": a consumer that disconnects has its acks stored now.
+      if (!this.#closing) void this.cursors.flush()
+    }
+  }
+
+  *#lags(): Iterable<[string, number]> {
+    const head = this.#relay.journal.head
+    for (const [name, seq] of this.cursors.list()) yield [name, Math.max(0, head - seq)]
+  }
+
+  /** Closes every subscriber with 1001 and stores pending acks. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true
+    this.#stopCommits()
+    for (const sub of [...this.#subs]) {
+      if (sub.state !== 'closed') sub.ws?.end(CLOSE.SHUTDOWN, 'server shutting down')
+    }
+    await this.cursors.close()
+    this.frames.clear()
+  }
+}

@@ -1,0 +1,204 @@
+import type { Principal } from '../http/auth.js'
+import type { WebSocket } from '../http/uws.js'
+import { errorFrame, liveFrame, type EventFrame } from './frames.js'
+
+/** What uWS keeps per socket (`ws.getUserData()`). */
+export interface SocketData {
+  sub: Subscriber
+}
+
+/** What a subscriber's pump needs from the hub. */
+export interface PumpContext {
+  head(): number
+  /**
+   * Up to `limit` consecutive frames from `after + 1` (fewer near the head),
+   * or null when `after + 1` is no longer in the journal.
+   */
+  page(after: number, limit: number): EventFrame[] | null
+  earliest(): number
+  highWater: number
+  hardLimit: number
+  maxInflight: number
+  /** Called when the pump stopped with work left (budget spent): run it again soon. */
+  reschedule(sub: Subscriber): void
+  /** Counts what one pump run sent. */
+  sent(frames: number, bytes: number): void
+  /** The pump passed events its filter skips while everything sent is acked. */
+  skipped(sub: Subscriber): void
+  slowConsumer(sub: Subscriber): void
+}
+
+/** Events looked at per pump run before yielding the event loop to others. */
+const PUMP_BUDGET = 2048
+/** Bytes of frames a page fetched for one subscriber aims at. */
+const PAGE_BYTES = 256 * 1024
+const PAGE_MAX = 512
+
+/**
+ * One connected subscriber: its principal, its subscription and its pump.
+ *
+ * The pump reads the journal (through the hub's shared frame cache) from the
+ * subscriber's cursor and sends while uWS's buffered amount for the socket is
+ * under `high_water`; it stops and waits for `drain`, an ack (when
+ * `max_inflight` is reached) or a commit (at the head). It never buffers more
+ * than one page beyond what uWS holds, so a stalled subscriber costs the
+ * server at most `high_water` + one frame + one page.
+ */
+export class Subscriber {
+  readonly id: number
+  readonly ip: string
+  ws: WebSocket<SocketData> | undefined
+  principal: Principal | undefined
+  state: 'auth' | 'ready' | 'subscribed' | 'closed' = 'auth'
+  authTimer: NodeJS.Timeout | undefined
+
+  consumer: string | undefined
+  ack = false
+  /** Sources selected (already within what the token may read); null = all the token may read. */
+  sources: ReadonlySet<string> | null = null
+  matchEvent: ((event: string) => boolean) | null = null
+  /** Last seq the pump looked at (sent or filtered out). */
+  cursor = 0
+  /** Last seq sent. */
+  lastSent = 0
+  /** Last seq acked (starts at the subscription's `after`). */
+  acked = 0
+  liveSent = false
+  waitingDrain = false
+  scheduled = false
+
+  /** Sent, unacked seqs (only with `ack: true`), oldest first, from index #inflightStart. */
+  #inflight: number[] = []
+  #inflightStart = 0
+  /** Frames fetched but not yet sent (the rest of the last page). */
+  #page: EventFrame[] = []
+  #pageIdx = 0
+  #avgFrame = 1024
+
+  constructor(id: number, ip: string, principal: Principal | undefined) {
+    this.id = id
+    this.ip = ip
+    this.principal = principal
+  }
+
+  get inflight(): number {
+    return this.#inflight.length - this.#inflightStart
+  }
+
+  /** Sets up a subscription starting after `after`. */
+  start(after: number, opts: { consumer?: string; ack: boolean; sources: ReadonlySet<string> | null; matchEvent: ((e: string) => boolean) | null }): void {
+    this.state = 'subscribed'
+    this.cursor = after
+    this.lastSent = after
+    this.acked = after
+    this.consumer = opts.consumer
+    this.ack = opts.ack
+    this.sources = opts.sources
+    this.matchEvent = opts.matchEvent
+  }
+
+  matches(f: EventFrame): boolean {
+    return (this.sources === null || this.sources.has(f.source)) && (this.matchEvent === null || this.matchEvent(f.event))
+  }
+
+  /**
+   * Applies a cumulative ack.
+   * @returns 'ahead' when it acks past what was sent, 'stale' when it adds nothing, else 'ok'.
+   */
+  applyAck(seq: number): 'ok' | 'ahead' | 'stale' {
+    if (seq > this.lastSent) return 'ahead'
+    if (seq <= this.acked) return 'stale'
+    this.acked = seq
+    const q = this.#inflight
+    let i = this.#inflightStart
+    while (i < q.length && q[i]! <= seq) i++
+    if (i === q.length) {
+      this.#inflight = []
+      this.#inflightStart = 0
+    } else if (i > 1024 && i > q.length / 2) {
+      this.#inflight = q.slice(i)
+      this.#inflightStart = 0
+    } else {
+      this.#inflightStart = i
+    }
+    return 'ok'
+  }
+
+  /** True when the pump can make progress if run now. */
+  get runnable(): boolean {
+    return this.state === 'subscribed' && !this.waitingDrain && !this.scheduled
+  }
+
+  /** Sends what it can; see the class doc. */
+  pump(ctx: PumpContext): void {
+    this.scheduled = false
+    const ws = this.ws
+    if (this.state !== 'subscribed' || ws === undefined) return
+    let budget = PUMP_BUDGET
+    let frames = 0
+    let bytes = 0
+    let expired = false
+    let slow = false
+    ws.cork(() => {
+      for (;;) {
+        if (ws.getBufferedAmount() >= ctx.highWater) {
+          this.waitingDrain = true
+          return
+        }
+        if (this.ack && this.inflight >= ctx.maxInflight) return
+        if (this.#pageIdx >= this.#page.length) {
+          if (this.cursor >= ctx.head()) {
+            if (!this.liveSent) {
+              this.liveSent = true
+              ws.send(liveFrame(this.cursor))
+            }
+            return
+          }
+          if (budget <= 0) {
+            ctx.reschedule(this)
+            return
+          }
+          const limit = Math.max(1, Math.min(PAGE_MAX, Math.floor(PAGE_BYTES / this.#avgFrame)))
+          const page = ctx.page(this.cursor, limit)
+          if (page === null) {
+            expired = true
+            return
+          }
+          this.#page = page
+          this.#pageIdx = 0
+          let total = 0
+          for (const f of page) total += f.bytes.length
+          if (page.length > 0) this.#avgFrame = Math.max(64, Math.ceil(total / page.length))
+        }
+        const f = this.#page[this.#pageIdx++]!
+        budget--
+        this.cursor = f.seq
+        if (!this.matches(f)) continue
+        const before = ws.getBufferedAmount()
+        const status = ws.send(f.bytes, false, false)
+        frames++
+        bytes += f.bytes.length
+        this.lastSent = f.seq
+        if (this.ack) this.#inflight.push(f.seq)
+        // 2 = uWS dropped the frame (maxBackpressure): the stream has a hole, so it must end here.
+        // A single frame larger than the limit into an empty buffer is let through.
+        if (status === 2 || (before > 0 && ws.getBufferedAmount() > ctx.hardLimit)) {
+          slow = true
+          return
+        }
+      }
+    })
+    if (this.#pageIdx >= this.#page.length && this.#page.length > 0) {
+      this.#page = []
+      this.#pageIdx = 0
+    }
+    if (frames > 0) ctx.sent(frames, bytes)
+    if (this.consumer !== undefined && this.acked >= this.lastSent && this.cursor > this.acked) ctx.skipped(this)
+    if (expired) {
+      ws.send(errorFrame('cursor_expired', { earliest: ctx.earliest() }))
+      ws.end(4410, 'cursor expired: events were pruned')
+    } else if (slow) {
+      ctx.slowConsumer(this)
+    }
+  }
+}
