@@ -1,0 +1,138 @@
+import { createReadStream } from 'node:fs'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { pipeline } from 'node:stream/promises'
+import { Client } from 'minio'
+import type { MirrorConfig } from '../config/types.js'
+import { RelayError } from '../errors.js'
+
+/** How long a presigned PUT URL made for one upload stays valid. */
+const PRESIGN_SECONDS = 15 * 60
+
+/** S3 answered the upload with a non-2xx status. */
+export class StoreStatusError extends RelayError {
+  readonly storeStatus: number
+  constructor(status: number, detail: string) {
+    super('HOOKRELAY_MIRROR_STORE_STATUS', `the object store answered ${status}${detail ? `: ${detail}` : ''}`)
+    this.storeStatus = status
+  }
+}
+
+export interface StoredObject {
+  bucket: string
+  key: string
+  size: number
+}
+
+/**
+ * The bucket outputs are mirrored into (MinIO or any S3-compatible store).
+ *
+ * The `minio` client does the bucket check and creation, presigning and stat.
+ * The upload itself streams the spooled file with its Content-Length to a
+ * presigned PUT URL over node:http(s): minio's own `putObject` reads a
+ * known-size single PUT whole into memory and buffers unknown-size uploads in
+ * parts of up to 528 MiB, which a Pi cannot afford. A single PUT takes up to
+ * 5 GiB on S3; `mirror.max_bytes` defaults to 1 GiB.
+ */
+export class ObjectStore {
+  readonly bucket: string
+  readonly #client: Client
+  readonly #region: string
+  readonly #timeoutMs: number
+
+  constructor(cfg: Pick<MirrorConfig, 'endpoint' | 'region' | 'access_key' | 'secret_key' | 'bucket' | 'part_size'> & {
+    uploadTimeoutMs: number
+  }) {
+    const u = new URL(cfg.endpoint)
+    const useSSL = u.protocol === 'https:'
+    this.bucket = cfg.bucket
+    this.#region = cfg.region
+    this.#timeoutMs = cfg.uploadTimeoutMs
+    this.#client = new Client({
+      endPoint: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+      port: u.port !== '' ? Number(u.port) : useSSL ? 443 : 80,
+      useSSL,
+      accessKey: cfg.access_key,
+      secretKey: cfg.secret_key,
+      region: cfg.region,
+      partSize: cfg.part_size,
+      // MinIO and most self-hosted stores serve buckets by path, not by virtual host.
+      pathStyle: true,
+      // The worker retries with its own backoff and deadline.
+      retryOptions: { disableRetry: true },
+    })
+  }
+
+  /**
+   * Creates the bucket when it does not exist.
+   * @throws RelayError HOOKRELAY_MIRROR_BUCKET when the store cannot be reached or refuses.
+   */
+  async ensureBucket(): Promise<void> {
+    try {
+      if (await this.#client.bucketExists(this.bucket)) return
+      await this.#client.makeBucket(this.bucket, this.#region)
+    } catch (cause) {
+      throw new RelayError(
+        'HOOKRELAY_MIRROR_BUCKET',
+        `cannot check or create bucket ${this.bucket}: ${(cause as Error).message}; check mirror.endpoint and the keys`,
+        { cause },
+      )
+    }
+  }
+
+  /**
+   * Streams `file` (exactly `size` bytes) to `key`, then checks the stored
+   * size. Memory stays flat whatever the size.
+   *
+   * @throws StoreStatusError on a non-2xx answer, RelayError
+   *   HOOKRELAY_MIRROR_STORE_UNAVAILABLE when the store cannot be reached,
+   *   HOOKRELAY_MIRROR_STORE_MISMATCH when the stored size differs.
+   */
+  async upload(key: string, file: string, size: number, contentType: string, signal?: AbortSignal): Promise<StoredObject> {
+    const timer = AbortSignal.timeout(this.#timeoutMs)
+    const both = signal ? AbortSignal.any([signal, timer]) : timer
+    try {
+      const url = new URL(await this.#client.presignedPutObject(this.bucket, key, PRESIGN_SECONDS))
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = send(url, {
+          method: 'PUT',
+          headers: { 'content-length': String(size), 'content-type': contentType },
+          signal: both,
+        })
+        req.once('response', resolve)
+        req.once('error', reject)
+        pipeline(createReadStream(file), req).catch(reject)
+      })
+      const detail = await readSmall(res, 2048)
+      const status = res.statusCode ?? 0
+      if (status < 200 || status > 299) throw new StoreStatusError(status, s3Code(detail))
+      const stat = await this.#client.statObject(this.bucket, key)
+      if (stat.size !== size) {
+        throw new RelayError('HOOKRELAY_MIRROR_STORE_MISMATCH', `stored ${stat.size} bytes for ${key}, sent ${size}`)
+      }
+      return { bucket: this.bucket, key, size }
+    } catch (err) {
+      if (err instanceof RelayError) throw err
+      if (signal?.aborted) throw new RelayError('HOOKRELAY_MIRROR_ABORTED', 'upload aborted', { cause: err })
+      throw new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `upload of ${key} failed: ${(err as Error).message}`, {
+        cause: err,
+      })
+    }
+  }
+}
+
+async function readSmall(res: IncomingMessage, max: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of res as AsyncIterable<Buffer>) {
+    if (n < max) chunks.push(c.subarray(0, max - n))
+    n += c.length
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** The `<Code>` of an S3 error document, for logs and the failure reason. */
+function s3Code(xml: string): string {
+  return /<Code>([^<]{1,64})<\/Code>/.exec(xml)?.[1] ?? ''
+}

@@ -1,0 +1,399 @@
+import { createHash } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { readdir, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { MirrorConfig } from '../config/types.js'
+import { RelayError } from '../errors.js'
+import type { Journal } from '../journal/journal.js'
+import type { MirrorObject, RunRow } from '../journal/types.js'
+import type { Logger } from '../log.js'
+import type { Relay } from '../relay.js'
+import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
+import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
+import { createOutbox, jobId, jobKey, summarize, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
+import { ObjectStore } from './s3.js'
+import { HostGuard, type Resolver } from './ssrf.js'
+import { urlPath } from './urls.js'
+
+/** Knobs for tests and embedding; the config covers everything a user sets. */
+export interface MirrorOptions {
+  /** Opens origin connections (tests count attempts with it). */
+  connect?: Connector
+  /** Resolves origin host names (tests simulate DNS answers with it). */
+  resolve?: Resolver
+  /** First retry delay; doubles per attempt, with jitter. Default 1 s. */
+  retryBaseMs?: number
+  /** Longest retry delay. Default 60 s. */
+  retryMaxMs?: number
+}
+
+/** Origin answers that mean "expired or gone" once the URL's deadline has passed. */
+const GONE = new Set([403, 404, 410])
+/** Errors that no retry can fix. */
+const PERMANENT = new Set([
+  'HOOKRELAY_MIRROR_URL_REFUSED',
+  'HOOKRELAY_MIRROR_DOWNGRADE',
+  'HOOKRELAY_MIRROR_REDIRECTS',
+  'HOOKRELAY_MIRROR_TOO_LARGE',
+])
+
+/**
+ * The mirror as a relay extension: registers the outbox hook, makes sure the
+ * bucket exists, and runs the worker until the relay closes.
+ *
+ * @example
+ *   const relay = await Relay.start(config, { extensions: [mirrorExtension()] })
+ */
+export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Promise<void> {
+  return async (relay) => {
+    const cfg = relay.config.mirror
+    if (!cfg.enabled) return
+    const log = relay.log.child({ component: 'mirror' })
+    const jobs: JobsDb = relay.journal.openDB<MirrorJob, JobKey>('mirror')
+    const store = new ObjectStore({ ...cfg, uploadTimeoutMs: cfg.timeouts.total_ms })
+    const worker = new MirrorWorker({
+      cfg,
+      jobs,
+      journal: relay.journal,
+      store,
+      log,
+      guard: new HostGuard(cfg.allow_hosts, opts.resolve),
+      spoolDir: join(relay.config.data_dir, 'spool'),
+      opts,
+    })
+    // Registered before the relay listens, so no callback is journaled without its jobs.
+    relay.journal.addAppendHook(
+      createOutbox({
+        jobs,
+        selectors: cfg.selectors,
+        defaultDeadlineMs: cfg.default_deadline_ms,
+        onJobs: () => worker.notePending(),
+      }),
+    )
+    relay.journal.onCommit(() => worker.afterCommit())
+    worker.metrics = new MirrorMetrics(relay.metrics.registry, () => worker.snapshot())
+    relay.addComponent('mirror', () => worker.close())
+    try {
+      await store.ensureBucket()
+      worker.bucketReady = true
+    } catch (err) {
+      // The relay still journals callbacks; uploads check the bucket again before each attempt.
+      log.error({ err }, 'mirror bucket unavailable; jobs wait until it is')
+    }
+    await worker.start()
+  }
+}
+
+interface WorkerDeps {
+  cfg: MirrorConfig
+  jobs: JobsDb
+  journal: Journal
+  store: ObjectStore
+  log: Logger
+  guard: HostGuard
+  spoolDir: string
+  opts: MirrorOptions
+}
+
+interface Retry {
+  attempts: number
+  notBefore: number
+}
+
+/**
+ * Takes jobs earliest-deadline-first from the `mirror` database, at most
+ * `concurrency` at a time: download into the spool (sha256 as it streams),
+ * upload with a known size, then append `mirror.completed` and delete the job
+ * in one transaction. Failures retry with exponential backoff and jitter
+ * until the URL's deadline; the spooled file and its record survive restarts,
+ * so an S3 outage after a download costs no second download.
+ */
+export class MirrorWorker {
+  bucketReady = false
+  metrics: MirrorMetrics | undefined
+  readonly #d: WorkerDeps
+  readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>()
+  readonly #retry = new Map<string, Retry>()
+  #timer: NodeJS.Timeout | undefined
+  #pending = false
+  #closing = false
+  #closed: Promise<void> | undefined
+
+  constructor(deps: WorkerDeps) {
+    this.#d = deps
+  }
+
+  /** Cleans the spool of files no job refers to, then starts taking jobs (those left by a previous run first). */
+  async start(): Promise<void> {
+    mkdirSync(this.#d.spoolDir, { recursive: true })
+    const keep = new Set<string>()
+    for (const { value } of this.#d.jobs.getRange({})) {
+      keep.add(spoolName(value))
+    }
+    for (const name of await readdir(this.#d.spoolDir)) {
+      if (!keep.has(name)) await rm(join(this.#d.spoolDir, name), { force: true })
+    }
+    this.#pump()
+  }
+
+  /** Called by the outbox inside a transaction that wrote jobs. */
+  notePending(): void {
+    this.#pending = true
+  }
+
+  /** Called after each commit: starts work on jobs the commit brought. */
+  afterCommit(): void {
+    if (!this.#pending) return
+    this.#pending = false
+    this.#pump()
+  }
+
+  snapshot(): MirrorSnapshot {
+    const now = Date.now()
+    let queued = 0
+    let retrying = 0
+    let soonest: number | undefined
+    for (const { value } of this.#d.jobs.getRange({})) {
+      soonest ??= value.deadline
+      const id = jobId(value)
+      if (this.#active.has(id)) continue
+      if ((this.#retry.get(id)?.notBefore ?? 0) > now) retrying++
+      else queued++
+    }
+    return { queued, active: this.#active.size, retrying, soonestDeadline: soonest }
+  }
+
+  /** Stops taking jobs, aborts transfers in flight (they resume on the next start), waits for them. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true
+      clearTimeout(this.#timer)
+      for (const a of this.#active.values()) a.abort.abort()
+      await Promise.allSettled([...this.#active.values()].map((a) => a.done))
+    })()
+    return this.#closed
+  }
+
+  #pump(): void {
+    if (this.#closing) return
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const limit = this.#d.cfg.concurrency
+    const now = Date.now()
+    let wake = Number.POSITIVE_INFINITY
+    for (const { value: job } of this.#d.jobs.getRange({})) {
+      if (this.#active.size >= limit) return
+      const id = jobId(job)
+      if (this.#active.has(id)) continue
+      const notBefore = this.#retry.get(id)?.notBefore ?? 0
+      if (notBefore > now) {
+        wake = Math.min(wake, notBefore)
+        continue
+      }
+      const abort = new AbortController()
+      const done = this.#run(job, abort.signal).finally(() => {
+        this.#active.delete(id)
+        this.#pump()
+      })
+      this.#active.set(id, { abort, done })
+    }
+    if (wake !== Number.POSITIVE_INFINITY) {
+      this.#timer = setTimeout(() => this.#pump(), Math.max(0, wake - now))
+      this.#timer.unref()
+    }
+  }
+
+  async #run(job: MirrorJob, signal: AbortSignal): Promise<void> {
+    const { cfg, store, log } = this.#d
+    let spooled = job.spooled && (await this.#spoolIntact(job.spooled)) ? job.spooled : undefined
+    try {
+      if (!spooled) {
+        const file = spoolName(job)
+        const got = await downloadToFile(job.url, join(this.#d.spoolDir, file), {
+          guard: this.#d.guard,
+          maxBytes: cfg.max_bytes,
+          timeouts: cfg.timeouts,
+          signal,
+          ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
+        })
+        spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType }
+        await this.#recordSpool(job, spooled)
+      }
+      if (!this.bucketReady) {
+        await store.ensureBucket()
+        this.bucketReady = true
+      }
+      await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
+      await this.#complete(job, spooled)
+      this.metrics?.attempts.inc({ outcome: 'ok' })
+      this.metrics?.objects.inc({ result: 'completed' })
+      this.metrics?.bytes.inc(spooled.size)
+      this.#retry.delete(jobId(job))
+      await rm(join(this.#d.spoolDir, spooled.file), { force: true })
+      log.debug({ key: job.key, size: spooled.size }, 'mirrored')
+    } catch (err) {
+      if (this.#closing || signal.aborted) return
+      await this.#failed(job, spooled, err)
+    }
+  }
+
+  async #spoolIntact(s: SpooledFile): Promise<boolean> {
+    try {
+      return (await stat(join(this.#d.spoolDir, s.file))).size === s.size
+    } catch {
+      return false
+    }
+  }
+
+  /** Notes the finished download on the job (the same object's job, whatever URL it has by now). */
+  async #recordSpool(job: MirrorJob, spooled: SpooledFile): Promise<void> {
+    const { jobs } = this.#d
+    await jobs.transaction(() => {
+      const key = this.#currentKey(job)
+      const cur = key && jobs.get(key)
+      if (key && cur) jobs.putSync(key, { ...cur, spooled })
+    })
+  }
+
+  /** Where this object's open job is now: a newer revision may have moved it to a new deadline. */
+  #currentKey(job: MirrorJob): JobKey | undefined {
+    if (this.#d.jobs.doesExist(jobKey(job))) return jobKey(job)
+    const o = this.#d.journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
+    if (o?.state === 'pending' && o.deadline !== undefined && urlPath(o.url) === urlPath(job.url)) {
+      return jobKey({ ...job, deadline: o.deadline })
+    }
+    return undefined
+  }
+
+  async #complete(job: MirrorJob, s: SpooledFile): Promise<void> {
+    const { jobs, store } = this.#d
+    const body = {
+      event: 'mirror.completed',
+      source: job.source,
+      run_id: job.id,
+      index: job.index,
+      url: job.url,
+      bucket: store.bucket,
+      key: job.key,
+      size: s.size,
+      sha256: s.sha256,
+      content_type: s.content_type,
+      completed_at: new Date().toISOString(),
+    }
+    await this.#d.journal.appendInternal({
+      source: job.source,
+      event: 'mirror.completed',
+      key: job.id,
+      body: Buffer.from(JSON.stringify(body)),
+      receivedAt: Date.now(),
+      json: body,
+      updateRow: (row) => {
+        jobs.removeSync(jobKey(job))
+        const o = objectOf(row, job)
+        if (o === undefined) return
+        // A newer revision's fresh URL for the same object is done too: drop its job.
+        if (o.state === 'pending' && o.deadline !== undefined) jobs.removeSync(jobKey({ ...job, deadline: o.deadline }))
+        Object.assign(o, {
+          state: 'completed',
+          bucket: store.bucket,
+          key: job.key,
+          size: s.size,
+          sha256: s.sha256,
+          content_type: s.content_type,
+        } satisfies Partial<MirrorObject>)
+        delete o.reason
+        delete o.deadline
+        row.mirror.state = summarize(row.mirror.objects)
+      },
+    })
+  }
+
+  async #failed(job: MirrorJob, spooled: SpooledFile | undefined, err: unknown): Promise<void> {
+    const id = jobId(job)
+    const now = Date.now()
+    const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0 }
+    r.attempts++
+    const code = err instanceof RelayError ? err.code : 'HOOKRELAY_MIRROR_NETWORK'
+    const message = err instanceof Error ? err.message : String(err)
+    let reason: string | undefined
+    if (spooled === undefined) {
+      // Download failed: permanent errors and the URL's deadline end it.
+      if (PERMANENT.has(code)) reason = message
+      else if (err instanceof OriginStatusError && GONE.has(err.originStatus) && now >= job.deadline) {
+        reason = `expired: ${message}`
+      } else if (now >= job.deadline) reason = `deadline passed after ${r.attempts} attempts: ${message}`
+    }
+    // The bytes are in the spool: the deadline no longer matters, the upload is retried until it works.
+    if (reason === undefined) {
+      const base = this.#d.opts.retryBaseMs ?? 1000
+      const max = this.#d.opts.retryMaxMs ?? 60_000
+      const backoff = Math.min(max, base * 2 ** Math.min(r.attempts - 1, 30))
+      let next = now + backoff * (0.5 + Math.random() / 2)
+      if (spooled === undefined && next >= job.deadline) {
+        // One last try just before the deadline, unless it is too close to bother.
+        if (job.deadline - now > 1000) next = job.deadline - 500
+        else reason = `deadline passed after ${r.attempts} attempts: ${message}`
+      }
+      if (reason === undefined) {
+        r.notBefore = next
+        this.#retry.set(id, r)
+        this.metrics?.attempts.inc({ outcome: 'retry' })
+        this.#d.log.warn({ key: job.key, code, err: message, attempts: r.attempts, retry_in_ms: Math.round(next - now) }, 'mirror attempt failed; will retry')
+        return
+      }
+    }
+    this.#retry.delete(id)
+    this.metrics?.attempts.inc({ outcome: 'failed' })
+    await this.#fail(job, reason)
+  }
+
+  async #fail(job: MirrorJob, reason: string): Promise<void> {
+    const { jobs, journal, log } = this.#d
+    const o = journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
+    if (o !== undefined && o.url !== job.url) {
+      // A newer revision brought a fresh URL while this one failed: its job carries on.
+      jobs.removeSync(jobKey(job))
+      return
+    }
+    const body = {
+      event: 'mirror.failed',
+      source: job.source,
+      run_id: job.id,
+      index: job.index,
+      url: job.url,
+      reason,
+      failed_at: new Date().toISOString(),
+    }
+    log.warn({ key: job.key, reason }, 'mirror failed')
+    await journal.appendInternal({
+      source: job.source,
+      event: 'mirror.failed',
+      key: job.id,
+      body: Buffer.from(JSON.stringify(body)),
+      receivedAt: Date.now(),
+      json: body,
+      updateRow: (row) => {
+        jobs.removeSync(jobKey(job))
+        const cur = objectOf(row, job)
+        if (cur === undefined || cur.url !== job.url) return
+        cur.state = 'failed'
+        cur.reason = reason
+        delete cur.deadline
+        row.mirror.state = summarize(row.mirror.objects)
+      },
+    })
+    this.metrics?.objects.inc({ result: 'failed' })
+    await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
+  }
+}
+
+/** The row's object for this job, when it is still the same object (same path). */
+function objectOf(row: RunRow, job: MirrorJob): MirrorObject | undefined {
+  const o = row.mirror.objects.find((x) => x.index === job.index)
+  return o !== undefined && urlPath(o.url) === urlPath(job.url) ? o : undefined
+}
+
+/** One spool file per object (stable across URL refreshes and restarts). */
+function spoolName(job: { source: string; id: string; index: number }): string {
+  return `${createHash('sha256').update(jobId(job)).digest('hex').slice(0, 32)}.spool`
+}
