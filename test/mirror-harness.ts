@@ -42,6 +42,8 @@ export interface S3Fixture {
   /** Stops the server (an outage); `start()` brings it back on the same port and directory. */
   stop(): Promise<void>
   start(): Promise<void>
+  /** Stops the server once the next PUT has sent some of its body: an outage mid-upload. Resolves when stopped. */
+  failNextPut(): Promise<void>
   /** sha256 and size of a stored object, read back through the S3 API. */
   objectDigest(key: string): Promise<{ sha256: string; size: number; contentType: string | undefined }>
 }
@@ -51,6 +53,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
   let port = 0
   let server: { run(): Promise<AddressInfo>; close(): Promise<void> } | undefined
   const sockets = new Set<Socket>()
+  let onPut: ((req: IncomingMessage) => void) | undefined
   const start = async (): Promise<void> => {
     const s = new S3rver({ port, address: '127.0.0.1', directory, silent: true })
     const addr = await s.run()
@@ -60,6 +63,9 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     http.on('connection', (sock: Socket) => {
       sockets.add(sock)
       sock.on('close', () => sockets.delete(sock))
+    })
+    http.on('request', (req: IncomingMessage) => {
+      if (req.method === 'PUT' && onPut) onPut(req)
     })
   }
   const stop = async (): Promise<void> => {
@@ -87,6 +93,14 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     client,
     stop,
     start,
+    failNextPut() {
+      return new Promise((resolve) => {
+        onPut = (req) => {
+          onPut = undefined
+          req.once('data', () => void stop().then(resolve))
+        }
+      })
+    },
     async objectDigest(key) {
       const stream = await client.getObject(BUCKET, key)
       const hash = createHash('sha256')
