@@ -191,10 +191,16 @@ export class MirrorWorker {
         continue
       }
       const abort = new AbortController()
-      const done = this.#run(job, abort.signal).finally(() => {
-        this.#active.delete(id)
-        this.#pump()
-      })
+      const done = this.#run(job, abort.signal)
+        .catch((err: unknown) => {
+          // Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried.
+          this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
+          this.#retry.set(id, { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000) })
+        })
+        .finally(() => {
+          this.#active.delete(id)
+          this.#pump()
+        })
       this.#active.set(id, { abort, done })
     }
     if (wake !== Number.POSITIVE_INFINITY) {
