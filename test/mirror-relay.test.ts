@@ -196,6 +196,41 @@ t.test('a redelivery with fresh URLs: pending objects take the new URL, complete
   t.equal((await eventsOf(base, 'mirror.completed')).length, 2)
 })
 
+t.test('earliest deadline first, bounded concurrency; metrics show jobs by state', async (t) => {
+  const s3 = await startS3(t)
+  const origin = await startOrigin(t)
+  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint, { concurrency: 1 }))
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const blockId = uuidv7()
+  origin.route(`/o/${blockId}/block.bin`, (_req, res) => {
+    void released.then(() => res.writeHead(200, { 'content-length': 1 }).end('x'))
+  })
+  t.equal((await postCallback(base, runCallback(blockId, { f: origin.url(`/o/${blockId}/block.bin`) }))).status, 200)
+  await origin.waitForHits(`/o/${blockId}/block.bin`, 1)
+
+  const order: number[] = []
+  const ids: string[] = []
+  for (const expiresS of [3000, 1000, 2000]) {
+    const id = uuidv7()
+    ids.push(id)
+    origin.route(`/o/${id}/f.bin`, (_req, res) => {
+      order.push(expiresS)
+      res.writeHead(200, { 'content-length': 1 }).end('y')
+    })
+    t.equal((await postCallback(base, runCallback(id, { f: origin.url(`/o/${id}/f.bin`, { expiresS }) }))).status, 200)
+  }
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  t.match(metrics, /hookrelay_mirror_jobs\{state="active"\} 1/)
+  t.match(metrics, /hookrelay_mirror_jobs\{state="queued"\} 3/)
+  const soonest = Number(/^hookrelay_mirror_soonest_deadline_seconds (\S+)$/m.exec(metrics)?.[1])
+  t.ok(soonest > 990 && soonest <= 1000, `soonest deadline in ${soonest} s`)
+
+  release()
+  for (const id of ids) await waitForRow(relay, id, settled)
+  t.same(order, [1000, 2000, 3000], 'taken earliest deadline first')
+})
+
 t.test('mirror disabled: no hook, no jobs', async (t) => {
   const { Relay } = await import('../src/relay.js')
   const { mirrorExtension } = await import('../src/mirror/worker.js')

@@ -201,6 +201,7 @@ export function objectFileName(url: string): string {
 
 /** The object key a URL is mirrored to: `<source>/<id>/<index>-<file name>`. */
 export function objectKey(source: string, id: string, index: number, url: string): string {
-  const safeId = id.replace(/[^A-Za-z0-9._-]+/g, '_')
+  // `.` and `..` are not valid object-name segments (MinIO refuses them; a filesystem store would climb).
+  const safeId = id.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.*$/, (dots) => `_${dots}_`)
   return `${source}/${safeId}/${index}-${objectFileName(url)}`
 }
