@@ -23,6 +23,7 @@
 import { canRead, type Principal } from '../http/auth.js'
 import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
+import type { StoredEvent } from '../journal/record.js'
 import type { Relay } from '../relay.js'
 import { ConsumerCursors } from './consumer-cursors.js'
 import {
@@ -96,6 +97,7 @@ export class Hub {
   #stopCommits: () => void
   #authTimeoutMs: number
   #ctx: PumpContext
+  #encoded = 0
 
   constructor(relay: Relay, opts: HubOptions = {}) {
     this.#relay = relay
@@ -113,6 +115,10 @@ export class Hub {
     })
     const maxBody = Math.max(0, ...Object.values(config.sources).map((s) => s.max_body))
     const frames = this.frames
+    const encode = (e: StoredEvent): EventFrame => {
+      this.#encoded++
+      return encodeEventFrame(e)
+    }
     this.#ctx = {
       head: () => journal.head,
       earliest: () => journal.earliest,
@@ -146,11 +152,14 @@ export class Hub {
       if (out.length > 0) return out
       const events = journal.read(after, limit)
       if (events.length === 0 || events[0]!.seq !== after + 1) return null
-      // Only frames near the head are worth sharing; a replay from far back would flush them out.
-      const sharedFrom = head - frames.maxFrames
+      // Every page goes through the shared cache: subscribers replaying the same
+      // stretch (a burst, a restart) move in step, each pump run bounded by its budget.
       for (const e of events) {
-        const f = frames.get(e.seq) ?? encodeEventFrame(e)
-        if (e.seq > sharedFrom) frames.add(f)
+        let f = frames.get(e.seq)
+        if (f === undefined) {
+          f = encode(e)
+          frames.add(f)
+        }
         out.push(f)
       }
       return out
@@ -185,6 +194,11 @@ export class Hub {
   /** Connected subscribers (any state). */
   get size(): number {
     return this.#subs.size
+  }
+
+  /** Event frames encoded so far (each event once while subscribers stay near the head). */
+  get framesEncoded(): number {
+    return this.#encoded
   }
 
   #upgrade(res: HttpResponse, req: HttpRequest, context: UpgradeContext): void {
