@@ -42,6 +42,8 @@ export interface S3Fixture {
   /** Stops the server (an outage); `start()` brings it back on the same port and directory. */
   stop(): Promise<void>
   start(): Promise<void>
+  /** Answers the next `n` PUTs with `status` and an S3 error document, without storing anything. */
+  rejectPuts(n: number, status: number, code: string): void
   /** Stops the server once the next PUT has sent some of its body: an outage mid-upload. Resolves when stopped. */
   failNextPut(): Promise<void>
   /** sha256 and size of a stored object, read back through the S3 API. */
@@ -54,6 +56,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
   let server: { run(): Promise<AddressInfo>; close(): Promise<void> } | undefined
   const sockets = new Set<Socket>()
   let onPut: ((req: IncomingMessage) => void) | undefined
+  let reject: { n: number; status: number; code: string } | undefined
   const start = async (): Promise<void> => {
     const s = new S3rver({ port, address: '127.0.0.1', directory, silent: true })
     const addr = await s.run()
@@ -66,6 +69,19 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     })
     http.on('request', (req: IncomingMessage) => {
       if (req.method === 'PUT' && onPut) onPut(req)
+    })
+    // Put a gate in front of s3rver's own handler.
+    const [handler] = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
+    http.removeListener('request', handler!)
+    http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'PUT' && reject && reject.n > 0) {
+        reject.n--
+        req.resume()
+        res.writeHead(reject.status, { 'content-type': 'application/xml' })
+        res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${reject.code}</Code><Message>test</Message></Error>`)
+        return
+      }
+      handler!(req, res)
     })
   }
   const stop = async (): Promise<void> => {
@@ -93,6 +109,9 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     client,
     stop,
     start,
+    rejectPuts(n, status, code) {
+      reject = { n, status, code }
+    },
     failNextPut() {
       return new Promise((resolve) => {
         onPut = (req) => {

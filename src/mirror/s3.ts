@@ -8,6 +8,8 @@ import { RelayError } from '../errors.js'
 
 /** How long a presigned PUT URL made for one upload stays valid. */
 const PRESIGN_SECONDS = 15 * 60
+/** The largest object one S3 PUT may carry. */
+export const MAX_SINGLE_PUT = 5 * 1024 ** 3
 
 /** S3 answered the upload with a non-2xx status. */
 export class StoreStatusError extends RelayError {
@@ -39,15 +41,23 @@ export class ObjectStore {
   readonly #client: Client
   readonly #region: string
   readonly #timeoutMs: number
+  readonly #idleMs: number
 
+  /**
+   * @param cfg.uploadTimeoutMs the longest an upload may take;
+   * @param cfg.idleMs the longest the store may stay silent (connecting, between
+   *   body writes, before answering), and the bound on each bucket/stat call.
+   */
   constructor(cfg: Pick<MirrorConfig, 'endpoint' | 'region' | 'access_key' | 'secret_key' | 'bucket' | 'part_size'> & {
     uploadTimeoutMs: number
+    idleMs: number
   }) {
     const u = new URL(cfg.endpoint)
     const useSSL = u.protocol === 'https:'
     this.bucket = cfg.bucket
     this.#region = cfg.region
     this.#timeoutMs = cfg.uploadTimeoutMs
+    this.#idleMs = cfg.idleMs
     this.#client = new Client({
       endPoint: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
       port: u.port !== '' ? Number(u.port) : useSSL ? 443 : 80,
@@ -69,8 +79,8 @@ export class ObjectStore {
    */
   async ensureBucket(): Promise<void> {
     try {
-      if (await this.#client.bucketExists(this.bucket)) return
-      await this.#client.makeBucket(this.bucket, this.#region)
+      if (await this.#bounded(this.#client.bucketExists(this.bucket), 'bucketExists')) return
+      await this.#bounded(this.#client.makeBucket(this.bucket, this.#region), 'makeBucket')
     } catch (cause) {
       throw new RelayError(
         'HOOKRELAY_MIRROR_BUCKET',
@@ -89,6 +99,12 @@ export class ObjectStore {
    *   HOOKRELAY_MIRROR_STORE_MISMATCH when the stored size differs.
    */
   async upload(key: string, file: string, size: number, contentType: string, signal?: AbortSignal): Promise<StoredObject> {
+    if (size > MAX_SINGLE_PUT) {
+      throw new RelayError(
+        'HOOKRELAY_MIRROR_TOO_LARGE',
+        `${size} bytes is over the 5 GiB a single S3 PUT takes; keep mirror.max_bytes at 5gb or less`,
+      )
+    }
     const timer = AbortSignal.timeout(this.#timeoutMs)
     const both = signal ? AbortSignal.any([signal, timer]) : timer
     try {
@@ -100,6 +116,10 @@ export class ObjectStore {
           headers: { 'content-length': String(size), 'content-type': contentType },
           signal: both,
         })
+        // Socket silence (connecting, a stalled body, no answer) for idleMs ends the attempt.
+        req.setTimeout(this.#idleMs, () =>
+          req.destroy(new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `the object store was silent for ${this.#idleMs} ms`)),
+        )
         req.once('response', resolve)
         req.once('error', reject)
         pipeline(createReadStream(file), req).catch(reject)
@@ -107,18 +127,30 @@ export class ObjectStore {
       const detail = await readSmall(res, 2048)
       const status = res.statusCode ?? 0
       if (status < 200 || status > 299) throw new StoreStatusError(status, s3Code(detail))
-      const stat = await this.#client.statObject(this.bucket, key)
+      const stat = await this.#bounded(this.#client.statObject(this.bucket, key), 'statObject')
       if (stat.size !== size) {
         throw new RelayError('HOOKRELAY_MIRROR_STORE_MISMATCH', `stored ${stat.size} bytes for ${key}, sent ${size}`)
       }
       return { bucket: this.bucket, key, size }
     } catch (err) {
-      if (err instanceof RelayError) throw err
       if (signal?.aborted) throw new RelayError('HOOKRELAY_MIRROR_ABORTED', 'upload aborted', { cause: err })
+      if (err instanceof RelayError) throw err
       throw new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `upload of ${key} failed: ${(err as Error).message}`, {
         cause: err,
       })
     }
+  }
+
+  /** The minio client sets no request timeout of its own: a silent store must not hold a worker slot forever. */
+  #bounded<T>(p: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `${what} got no answer in ${this.#idleMs} ms`)),
+        this.#idleMs,
+      )
+    })
+    return Promise.race([p, late]).finally(() => clearTimeout(timer))
   }
 }
 

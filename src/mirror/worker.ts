@@ -50,7 +50,7 @@ export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Pro
     if (!cfg.enabled) return
     const log = relay.log.child({ component: 'mirror' })
     const jobs: JobsDb = relay.journal.openDB<MirrorJob, JobKey>('mirror')
-    const store = new ObjectStore({ ...cfg, uploadTimeoutMs: cfg.timeouts.total_ms })
+    const store = new ObjectStore({ ...cfg, uploadTimeoutMs: cfg.timeouts.total_ms, idleMs: cfg.timeouts.headers_ms })
     const worker = new MirrorWorker({
       cfg,
       jobs,
@@ -322,10 +322,10 @@ export class MirrorWorker {
     const code = err instanceof RelayError ? err.code : 'HOOKRELAY_MIRROR_NETWORK'
     const message = err instanceof Error ? err.message : String(err)
     let reason: string | undefined
-    if (spooled === undefined) {
-      // Download failed: permanent errors and the URL's deadline end it.
-      if (PERMANENT.has(code)) reason = message
-      else if (err instanceof OriginStatusError && GONE.has(err.originStatus) && now >= job.deadline) {
+    if (PERMANENT.has(code)) reason = message
+    else if (spooled === undefined) {
+      // Download failed: the URL's deadline ends the retries.
+      if (err instanceof OriginStatusError && GONE.has(err.originStatus) && now >= job.deadline) {
         reason = `expired: ${message}`
       } else if (now >= job.deadline) reason = `deadline passed after ${r.attempts} attempts: ${message}`
     }
@@ -358,7 +358,7 @@ export class MirrorWorker {
     const o = journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
     if (o !== undefined && o.url !== job.url) {
       // A newer revision brought a fresh URL while this one failed: its job carries on.
-      jobs.removeSync(jobKey(job))
+      await jobs.transaction(() => removeJob(jobs, job))
       return
     }
     const body = {
@@ -379,7 +379,7 @@ export class MirrorWorker {
       receivedAt: Date.now(),
       json: body,
       updateRow: (row) => {
-        jobs.removeSync(jobKey(job))
+        removeJob(jobs, job)
         const cur = objectOf(row, job)
         if (cur === undefined || cur.url !== job.url) return
         cur.state = 'failed'
@@ -391,6 +391,12 @@ export class MirrorWorker {
     this.metrics?.objects.inc({ result: 'failed' })
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
   }
+}
+
+/** Removes this job, unless a refresh put another URL under the same key (same deadline). */
+function removeJob(jobs: JobsDb, job: MirrorJob): void {
+  const key = jobKey(job)
+  if (jobs.get(key)?.url === job.url) jobs.removeSync(key)
 }
 
 /** The row's object for this job, when it is still the same object (same path). */
