@@ -110,6 +110,14 @@ async function serve(args: string[]): Promise<void> {
     log.flush()
     fail(e instanceof Error ? e.message : String(e), e instanceof RelayError && e.code === 'HOOKRELAY_HTTP_LISTEN' ? 1 : 1)
   }
+  process.on('unhandledRejection', (err: unknown) => {
+    // lmdb-js rejects one internal promise per failed commit besides the one
+    // the journal handles; the journal has already gone fail-stop for it.
+    if (relay.journal.failed && err instanceof Error && err.message.startsWith('Commit failed')) return
+    log.fatal({ err }, 'unhandled rejection')
+    log.flush()
+    process.exit(1)
+  })
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {

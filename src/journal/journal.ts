@@ -260,6 +260,8 @@ export class Journal {
           for (const l of this.#listeners) l(this.#head)
         },
         (cause: unknown) => {
+          // lmdb-js hangs the underlying I/O error on a second promise; it is reported here, not unhandled.
+          ;(cause as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined)
           // Fail-stop: an fsync that failed may have lost pages; never retry and pretend.
           this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))
           const err = new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'the journal could not commit', {
