@@ -1,5 +1,7 @@
 import type { Config } from './config/types.js'
+import { fanoutExtension } from './fanout/hub.js'
 import type { Logger } from './log.js'
+import { mirrorExtension } from './mirror/worker.js'
 import { Relay } from './relay.js'
 
 export interface ApplianceOptions {
@@ -10,9 +12,13 @@ export interface ApplianceOptions {
 }
 
 /**
- * The whole appliance as `hookrelay serve` runs it: journal → mirror → hub →
- * HTTP, closed in reverse.
+ * The whole appliance as `hookrelay serve` runs it. Start order: journal →
+ * mirror → hub → HTTP listen; `close()` runs it in reverse.
  */
-export async function startAppliance(config: Config, opts: ApplianceOptions = {}): Promise<Relay & { reload?: () => Promise<void> }> {
-  return Relay.start(config, { logger: opts.logger, processMetrics: opts.processMetrics, extensions: [] })
+export async function startAppliance(config: Config, opts: ApplianceOptions = {}): Promise<Relay> {
+  return Relay.start(config, {
+    logger: opts.logger,
+    processMetrics: opts.processMetrics,
+    extensions: [mirrorExtension(), fanoutExtension()],
+  })
 }

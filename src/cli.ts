@@ -147,9 +147,6 @@ async function serve(args: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGHUP', () => {
-    relay.reload?.().catch(() => undefined)
-  })
   void log
   log = relay.log
 }
