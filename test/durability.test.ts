@@ -2,25 +2,27 @@
 // - no 200 before the fdatasync that made the entry durable (injected slow sync);
 // - an fsync error stops all acknowledging (fail-stop), never retry-and-pretend;
 // - SIGKILL mid-load, three times in a row: every acknowledged callback survives, seqs stay gapless.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Journal } from '../src/journal/journal.js'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
-import { SECRET, postRunflow, testConfigYaml, get } from './helpers/relay.js'
+import { postRunflow, testConfigYaml, get } from './helpers/relay.js'
 import { buildSlowSync, spawnRelay, writeConfig } from './helpers/spawn.js'
+
+// One shim for the file, built into a temp dir that is removed at the end.
+const shimDir = mkdtempSync(join(tmpdir(), 'hookrelay-shim-'))
+t.teardown(() => rmSync(shimDir, { recursive: true, force: true }))
+const so = buildSlowSync(shimDir)
+const needsShim = { skip: so ? false : 'no C compiler (cc) on this machine to build the sync shim' }
 
 const yaml = (dir: string): string => testConfigYaml(join(dir, 'data')).replace('level: silent', 'level: info')
 
-t.test('the 200 leaves only after fdatasync returned (injected 200 ms sync)', async (t) => {
+t.test('the 200 leaves only after fdatasync returned (injected 200 ms sync)', needsShim, async (t) => {
   const dir = t.testdir()
-  const so = buildSlowSync(dir)
-  if (!so) {
-    t.skip('no C compiler (cc) on this machine to build the sync shim')
-    return
-  }
   const log = join(dir, 'sync.log')
-  const relay = await spawnRelay(writeConfig(dir, yaml(dir)), { LD_PRELOAD: so, SLOWSYNC_MS: '200', SLOWSYNC_LOG: log })
+  const relay = await spawnRelay(writeConfig(dir, yaml(dir)), { LD_PRELOAD: so!, SLOWSYNC_MS: '200', SLOWSYNC_LOG: log })
   t.teardown(() => relay.child.kill('SIGKILL'))
   for (let i = 0; i < 3; i++) {
     writeFileSync(log, '')
@@ -38,15 +40,10 @@ t.test('the 200 leaves only after fdatasync returned (injected 200 ms sync)', as
   }
 })
 
-t.test('an fsync I/O error is fail-stop: 503 from then on, /readyz 503, nothing acknowledged lost', async (t) => {
+t.test('an fsync I/O error is fail-stop: 503 from then on, /readyz 503, nothing acknowledged lost', needsShim, async (t) => {
   const dir = t.testdir()
-  const so = buildSlowSync(dir)
-  if (!so) {
-    t.skip('no C compiler (cc) on this machine to build the sync shim')
-    return
-  }
   const failFile = join(dir, 'fail-now')
-  const relay = await spawnRelay(writeConfig(dir, yaml(dir)), { LD_PRELOAD: so, SLOWSYNC_FAIL_FILE: failFile })
+  const relay = await spawnRelay(writeConfig(dir, yaml(dir)), { LD_PRELOAD: so!, SLOWSYNC_FAIL_FILE: failFile })
   t.teardown(() => relay.child.kill('SIGKILL'))
   const ok = sampleRunflowCallback()
   t.equal((await postRunflow(relay.base, ok)).status, 200)
@@ -55,7 +52,6 @@ t.test('an fsync I/O error is fail-stop: 503 from then on, /readyz 503, nothing 
   t.equal(failed.status, 503)
   t.equal(failed.headers.get('retry-after'), '5')
   // The disk "recovers", but the relay must not pretend the failed commit happened.
-  const { rmSync } = await import('node:fs')
   rmSync(failFile)
   const after = await postRunflow(relay.base, sampleRunflowCallback())
   t.equal(after.status, 503, 'still refusing after the error')
@@ -106,5 +102,4 @@ t.test('SIGKILL mid-load, three times: every acknowledged run_id is there, seqs 
   let missing = 0
   for (const [runId, seq] of acked) if (keys.get(runId) !== seq) missing++
   t.equal(missing, 0, 'every acknowledged callback is in the journal under the seq it was acknowledged with')
-  void SECRET
 })
