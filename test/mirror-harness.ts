@@ -68,13 +68,14 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
       sock.on('close', () => sockets.delete(sock))
     })
     http.on('request', (req: IncomingMessage) => {
-      if (req.method === 'PUT' && onPut) onPut(req)
+      // Object PUTs only (`/<bucket>/<key>`), not bucket creation.
+      if (req.method === 'PUT' && onPut && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) onPut(req)
     })
     // Put a gate in front of s3rver's own handler.
     const [handler] = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
     http.removeListener('request', handler!)
     http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'PUT' && reject && reject.n > 0) {
+      if (req.method === 'PUT' && reject && reject.n > 0 && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) {
         reject.n--
         req.resume()
         res.writeHead(reject.status, { 'content-type': 'application/xml' })

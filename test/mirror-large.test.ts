@@ -7,6 +7,9 @@ import t from 'tap'
 import { uuidv7 } from '../src/sample.js'
 import { getRun, mirrorConfig, postCallback, runCallback, settled, startOrigin, startRelay, startS3, waitForRow } from './mirror-harness.js'
 
+// A hang fails in bounded time instead of waiting for tap's global timeout.
+t.setTimeout(45_000)
+
 const MiB = 1024 * 1024
 const SIZE_MIB = 200
 /** What DESIGN.md allows the mirror to add to RSS while it copies a 200 MB file. */

@@ -21,6 +21,9 @@ import {
   waitForRow,
 } from './mirror-harness.js'
 
+// A hang fails in bounded time instead of waiting for tap's global timeout.
+t.setTimeout(45_000)
+
 const guard = new HostGuard(['127.0.0.1'])
 
 async function codeOf(p: Promise<unknown>): Promise<string> {

@@ -16,6 +16,9 @@ import {
   waitForRow,
 } from './mirror-harness.js'
 
+// A hang fails in bounded time instead of waiting for tap's global timeout.
+t.setTimeout(45_000)
+
 t.test('small and 8 MB+ files land byte-exact; run row and events show where', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)

@@ -6,6 +6,9 @@ import { downloadToFile, type ConnectTarget, type Connector } from '../src/mirro
 import { forbiddenAddress, HostGuard, type Resolver } from '../src/mirror/ssrf.js'
 import { startOrigin } from './mirror-harness.js'
 
+// A hang fails in bounded time instead of waiting for tap's global timeout.
+t.setTimeout(45_000)
+
 const timeouts = { connect_ms: 2000, headers_ms: 2000, total_ms: 10_000 }
 
 /** A connector that never connects anywhere: it counts, then fails the socket. */

@@ -1,6 +1,9 @@
 import t from 'tap'
 import { extractOutputUrls, objectFileName, objectKey, parseSelector, urlDeadline, urlPath } from '../src/mirror/urls.js'
 
+// A hang fails in bounded time instead of waiting for tap's global timeout.
+t.setTimeout(45_000)
+
 const batch = {
   event: 'batch.succeeded',
   batch_id: 'b1',

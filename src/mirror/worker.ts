@@ -73,13 +73,14 @@ export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Pro
     relay.journal.onCommit(() => worker.afterCommit())
     worker.metrics = new MirrorMetrics(relay.metrics.registry, () => worker.snapshot())
     relay.addComponent('mirror', () => worker.close())
-    try {
-      await store.ensureBucket()
-      worker.bucketReady = true
-    } catch (err) {
-      // The relay still journals callbacks; uploads check the bucket again before each attempt.
-      log.error({ err }, 'mirror bucket unavailable; jobs wait until it is')
-    }
+    // Not awaited: a store that is down or silent must not hold up ingest. Uploads
+    // check the bucket again before each attempt until this has worked once.
+    void store.ensureBucket().then(
+      () => {
+        worker.bucketReady = true
+      },
+      (err: unknown) => log.error({ err }, 'mirror bucket unavailable; jobs wait until it is'),
+    )
     await worker.start()
   }
 }
