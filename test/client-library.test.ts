@@ -179,6 +179,7 @@ t.test('reconnects and resumes across a relay restart on the same data dir and a
   t.same(bySub.consumer, Array.from({ length: 60 }, (_, i) => i + 1), 'consumer: 1..60 once each, in order')
   t.same(bySub.position, Array.from({ length: 60 }, (_, i) => i + 1), 'position: 1..60 once each, in order')
   t.ok(resubscribed >= 1, 'resubscribed after the restart')
+  await consumer.close() // waits for the running handler
   t.equal(consumer.lastProcessed, 60)
 })
 
