@@ -199,6 +199,34 @@ t.test('a redelivery with fresh URLs: pending objects take the new URL, complete
   t.equal((await eventsOf(base, 'mirror.completed')).length, 2)
 })
 
+t.test('a redelivery while the download is in flight: one transfer, one event, the fresh job dropped', async (t) => {
+  const s3 = await startS3(t)
+  const origin = await startOrigin(t)
+  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const runId = uuidv7()
+  const path = `/o/${runId}/r.bin`
+  const bytes = randomBytes(5000)
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  origin.route(path, (_req, res) => {
+    void released.then(() => res.writeHead(200, { 'content-length': bytes.length }).end(bytes))
+  })
+  const first = origin.url(path)
+  t.equal((await postCallback(base, runCallback(runId, { f: first }))).status, 200)
+  await origin.waitForHits(path, 1)
+  const fresh = origin.url(path, { expiresS: 7200 })
+  t.match((await postCallback(base, runCallback(runId, { f: fresh }, { duration_ms: 99 }))).json, { revision: 2 })
+  t.equal(relay.journal.getRun('runflow', runId)?.mirror.objects[0]?.url, fresh, 'the pending object took the fresh URL')
+  release()
+  const row = await waitForRow(relay, runId, settled)
+  t.match(row.mirror.objects, [{ state: 'completed', url: fresh, sha256: sha256(bytes) }])
+  t.equal(origin.hits(path), 1, 'not downloaded again for the fresh URL')
+  t.equal((await eventsOf(base, 'mirror.completed')).length, 1)
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  t.match(metrics, /hookrelay_mirror_jobs\{state="queued"\} 0/)
+  t.match(metrics, /hookrelay_mirror_jobs\{state="retrying"\} 0/)
+})
+
 t.test('earliest deadline first, bounded concurrency; metrics show jobs by state', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)

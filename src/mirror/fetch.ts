@@ -196,7 +196,8 @@ function get(url: URL, address: CheckedAddress, opts: DownloadOptions, signal: A
       clear()
       resolve(res)
     })
-    req.once('error', (err) => {
+    // `on`, not `once`: a socket error after the response must not be an uncaught 'error'.
+    req.on('error', (err) => {
       clear()
       reject(err)
     })

@@ -121,7 +121,8 @@ export class ObjectStore {
           req.destroy(new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `the object store was silent for ${this.#idleMs} ms`)),
         )
         req.once('response', resolve)
-        req.once('error', reject)
+        // `on`, not `once`: a socket error after the response must not be an uncaught 'error'.
+        req.on('error', reject)
         pipeline(createReadStream(file), req).catch(reject)
       })
       const detail = await readSmall(res, 2048)
