@@ -136,7 +136,9 @@ export type ClientFrame =
   | { type: 'ack'; seq: number }
 
 /** Why a client frame was refused; the hub closes with 4400 and this as the reason. */
-export class BadFrame extends Error {}
+export class BadFrame extends Error {
+  override name = 'BadFrame'
+}
 
 const CONSUMER_RE = /^[A-Za-z0-9_.:-]{1,128}$/
 

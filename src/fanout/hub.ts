@@ -166,7 +166,7 @@ export class Hub {
     }
 
     this.#stopCommits = journal.onCommit(() => {
-      for (const sub of this.#subs) if (sub.runnable) sub.pump(this.#ctx)
+      for (const sub of this.#subs) if (sub.runnable) this.#pump(sub)
     })
 
     relay.app.ws<SocketData>(STREAM_PATH, {
@@ -184,7 +184,7 @@ export class Hub {
         const sub = ws.getUserData().sub
         if (sub.waitingDrain && ws.getBufferedAmount() < stream.high_water) {
           sub.waitingDrain = false
-          sub.pump(this.#ctx)
+          this.#pump(sub)
         }
       },
       close: (ws) => this.#onClose(ws.getUserData().sub),
@@ -345,7 +345,7 @@ export class Hub {
       matchEvent: eventMatcher(f.events),
     })
     ws.send(subscribedFrame(journal.epoch, after, head))
-    sub.pump(this.#ctx)
+    this.#pump(sub)
   }
 
   #ack(sub: Subscriber, seq: number): void {
@@ -357,13 +357,26 @@ export class Hub {
     }
     if (r === 'stale') return
     if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) this.cursors.record(sub.consumer, seq)
-    if (blocked && sub.runnable) sub.pump(this.#ctx)
+    if (blocked && sub.runnable) this.#pump(sub)
   }
 
   #schedule(sub: Subscriber): void {
     if (sub.scheduled) return
     sub.scheduled = true
-    setImmediate(() => sub.pump(this.#ctx))
+    setImmediate(() => this.#pump(sub))
+  }
+
+  /**
+   * Runs a pump; a failure (e.g. a journal read error) ends that subscriber
+   * with 1011 instead of escaping into the journal's commit callback.
+   */
+  #pump(sub: Subscriber): void {
+    try {
+      sub.pump(this.#ctx)
+    } catch (err) {
+      this.#relay.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
+      if (sub.state !== 'closed') sub.ws?.end(1011, 'internal error: reconnect and resume')
+    }
   }
 
   #onClose(sub: Subscriber): void {

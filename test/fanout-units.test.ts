@@ -1,0 +1,287 @@
+// Unit tests for the fan-out parts that a black-box run cannot steer
+// deterministically: the pump against a scripted socket, frame parsing, the
+// shared frame cache, event globs, consumer ack batching.
+import t from 'tap'
+import { ConsumerCursors } from '../src/fanout/consumer-cursors.js'
+import {
+  BadFrame,
+  RecentFrames,
+  encodeEventFrame,
+  errorFrame,
+  eventMatcher,
+  parseClientFrame,
+  type EventFrame,
+} from '../src/fanout/frames.js'
+import { Subscriber, type PumpContext, type SocketData } from '../src/fanout/subscriber.js'
+import type { Journal } from '../src/journal/journal.js'
+import { encodeEvent, decodeEvent } from '../src/journal/record.js'
+import type { WebSocket } from '../src/http/uws.js'
+import { silent } from './helpers/relay.js'
+
+function frame(seq: number, opts: { source?: string; event?: string; size?: number } = {}): EventFrame {
+  const bytes = Buffer.alloc(opts.size ?? 100, ' ')
+  bytes.write(`"seq":${seq}`)
+  return { seq, source: opts.source ?? 'runflow', event: opts.event ?? 'run.completed', bytes }
+}
+
+/** A uWS socket whose buffered amount the test scripts. */
+class FakeSocket {
+  buffered = 0
+  /** Bytes each send adds to the buffer (the kernel took nothing). */
+  sticky = false
+  sendStatus = 1
+  sent: Array<string | number> = []
+  ended: [number, string] | undefined
+  cork(fn: () => void): this {
+    fn()
+    return this
+  }
+  getBufferedAmount(): number {
+    return this.buffered
+  }
+  send(m: string | Buffer): number {
+    if (typeof m === 'string') this.sent.push(m)
+    else {
+      this.sent.push(Number(/"seq":(\d+)/.exec(m.toString())?.[1] ?? -1))
+      if (this.sticky) this.buffered += m.length
+    }
+    return this.sendStatus
+  }
+  end(code: number, reason: string): void {
+    this.ended = [code, reason]
+  }
+}
+
+function setup(frames: EventFrame[], over: Partial<PumpContext> = {}) {
+  const calls = { reschedule: 0, slow: 0, skipped: 0, sent: 0 }
+  const byseq = new Map(frames.map((f) => [f.seq, f]))
+  const head = frames.length > 0 ? frames[frames.length - 1]!.seq : 0
+  const ctx: PumpContext = {
+    head: () => head,
+    earliest: () => frames[0]?.seq ?? 1,
+    page: (after, limit) => {
+      const out: EventFrame[] = []
+      for (let s = after + 1; s <= head && out.length < limit; s++) {
+        const f = byseq.get(s)
+        if (!f) return out.length > 0 ? out : null
+        out.push(f)
+      }
+      return out
+    },
+    highWater: 1000,
+    hardLimit: 4000,
+    maxInflight: 1000,
+    reschedule: () => void calls.reschedule++,
+    sent: (n) => void (calls.sent += n),
+    skipped: () => void calls.skipped++,
+    slowConsumer: () => void calls.slow++,
+    ...over,
+  }
+  const ws = new FakeSocket()
+  const sub = new Subscriber(1, '127.0.0.1', { name: 'app', sources: null })
+  sub.ws = ws as unknown as WebSocket<SocketData>
+  return { ctx, ws, sub, calls }
+}
+
+const range = (a: number, b: number, f: (s: number) => EventFrame = (s) => frame(s)) =>
+  Array.from({ length: b - a + 1 }, (_, i) => f(a + i))
+
+t.test('pump: sends in order up to high_water, waits for drain, then continues; live once at the head', async (t) => {
+  const { ctx, ws, sub } = setup(range(1, 30))
+  ws.sticky = true
+  sub.start(0, { ack: false, sources: null, matchEvent: null })
+  sub.pump(ctx)
+  t.same(ws.sent, range(1, 10).map((f) => f.seq), 'stops once 1000 bytes are buffered')
+  t.ok(sub.waitingDrain)
+  ws.buffered = 0
+  sub.waitingDrain = false
+  ws.sticky = false
+  sub.pump(ctx)
+  t.same(ws.sent.slice(10), [...range(11, 30).map((f) => f.seq), '{"type":"live","seq":30}'])
+  sub.pump(ctx)
+  t.equal(ws.sent.length, 31, 'live is sent once')
+})
+
+t.test('pump: past hard_limit (or a frame uWS dropped) the subscriber is a slow consumer', async (t) => {
+  const a = setup(range(1, 5, (s) => frame(s, { size: 3500 })))
+  a.ws.sticky = true
+  a.ws.buffered = 900 // under high_water, so the pump sends
+  a.sub.start(0, { ack: false, sources: null, matchEvent: null })
+  a.sub.pump(a.ctx)
+  t.equal(a.calls.slow, 1, '900 + 3500 > hard_limit 4000')
+  t.same(a.ws.sent, [1])
+
+  const b = setup(range(1, 5, (s) => frame(s, { size: 5000 })))
+  b.ws.sticky = true
+  b.sub.start(0, { ack: false, sources: null, matchEvent: null })
+  b.sub.pump(b.ctx)
+  t.equal(b.calls.slow, 0, 'one frame bigger than hard_limit into an empty buffer goes through')
+  t.same(b.ws.sent, [1])
+
+  const c = setup(range(1, 5))
+  c.ws.sendStatus = 2
+  c.sub.start(0, { ack: false, sources: null, matchEvent: null })
+  c.sub.pump(c.ctx)
+  t.equal(c.calls.slow, 1, 'a dropped frame ends the stream')
+})
+
+t.test('pump: max_inflight with ack:true, resumes on ack; ack_ahead and stale acks', async (t) => {
+  const { ctx, ws, sub } = setup(range(1, 10), { maxInflight: 3 })
+  sub.start(0, { ack: true, sources: null, matchEvent: null })
+  sub.pump(ctx)
+  t.same(ws.sent, [1, 2, 3])
+  t.equal(sub.inflight, 3)
+  t.equal(sub.applyAck(4), 'ahead')
+  t.equal(sub.applyAck(0), 'stale')
+  t.equal(sub.applyAck(2), 'ok')
+  t.equal(sub.inflight, 1)
+  sub.pump(ctx)
+  t.same(ws.sent, [1, 2, 3, 4, 5])
+  t.equal(sub.applyAck(5), 'ok')
+  t.equal(sub.inflight, 0)
+})
+
+t.test('pump: budget per run, then rescheduled; filters skip and let a consumer’s position pass them', async (t) => {
+  const { ctx, ws, sub, calls } = setup(range(1, 5000, (s) => frame(s, { event: s % 1000 === 0 ? 'run.failed' : 'run.completed' })))
+  sub.start(0, { consumer: 'c', ack: true, sources: null, matchEvent: eventMatcher(['run.failed']) })
+  sub.pump(ctx)
+  t.same(ws.sent, [1000, 2000], 'matches only')
+  t.equal(calls.reschedule, 1, 'yielded after its budget')
+  t.equal(calls.skipped, 0, 'unacked delivery: the position must not pass it')
+  sub.applyAck(2000)
+  sub.pump(ctx)
+  sub.pump(ctx)
+  t.same(ws.sent, [1000, 2000, 3000, 4000, 5000, '{"type":"live","seq":5000}'])
+  sub.applyAck(5000)
+  const ctx2 = { ...ctx, head: () => 5000 }
+  sub.pump(ctx2)
+  t.equal(calls.skipped, 0, 'nothing to skip past')
+})
+
+t.test('pump: a pruned cursor ends with cursor_expired and 4410', async (t) => {
+  const { ctx, ws, sub } = setup(range(5, 9))
+  sub.start(2, { ack: false, sources: null, matchEvent: null })
+  sub.pump(ctx)
+  t.same(ws.sent, ['{"type":"error","code":"cursor_expired","earliest":5}'])
+  t.same(ws.ended, [4410, 'cursor expired: events were pruned'])
+})
+
+t.test('frames: event frame splices fragment and raw body; errors; client frame validation', async (t) => {
+  const body = Buffer.from('{"event":"run.completed",  "run_id":"r1","n":1.50}')
+  const raw = encodeEvent({ source: 'runflow', event: 'run.completed', key: 'r1', revision: 2, received_at: '2026-01-01T00:00:00.000Z' }, { sha256: 'x' }, body)
+  const f = encodeEventFrame(decodeEvent(42, raw))
+  t.equal(
+    f.bytes.toString(),
+    '{"type":"event","seq":42,"source":"runflow","event":"run.completed","key":"r1","revision":2,"received_at":"2026-01-01T00:00:00.000Z","body":{"event":"run.completed",  "run_id":"r1","n":1.50}}',
+    'the body is spliced in byte for byte (spacing and 1.50 kept)',
+  )
+  t.equal(errorFrame('cursor_ahead', { head: 3 }), '{"type":"error","code":"cursor_ahead","head":3}')
+
+  t.same(parseClientFrame('{"type":"subscribe","after":"latest","sources":["a"],"events":["run.*"],"consumer":"c-1","ack":true}'), {
+    type: 'subscribe',
+    after: 'latest',
+    sources: ['a'],
+    events: ['run.*'],
+    consumer: 'c-1',
+    ack: true,
+  })
+  t.same(parseClientFrame('{"type":"subscribe","after":null,"consumer":null}'), { type: 'subscribe' })
+  t.same(parseClientFrame('{"type":"ack","seq":3}'), { type: 'ack', seq: 3 })
+  t.same(parseClientFrame('{"type":"auth","token":"x"}'), { type: 'auth', token: 'x' })
+  for (const bad of [
+    '',
+    'null',
+    '"x"',
+    '{"type":"ack","seq":-1}',
+    '{"type":"ack","seq":1.5}',
+    '{"type":"ack"}',
+    '{"type":"auth","token":1}',
+    '{"type":"subscribe","after":"soon"}',
+    '{"type":"subscribe","sources":"a"}',
+    '{"type":"subscribe","sources":[""]}',
+    '{"type":"subscribe","events":[1]}',
+    '{"type":"subscribe","consumer":"has space"}',
+    '{"type":"subscribe","ack":"yes"}',
+    '{}',
+  ]) {
+    t.throws(() => parseClientFrame(bad), { name: 'BadFrame' }, bad)
+    t.ok(catchIt(() => parseClientFrame(bad)) instanceof BadFrame)
+  }
+})
+
+function catchIt(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (e) {
+    return e
+  }
+  return undefined
+}
+
+t.test('event globs', async (t) => {
+  t.equal(eventMatcher(undefined), null)
+  t.equal(eventMatcher([]), null)
+  t.equal(eventMatcher(['run.*', '*']), null)
+  const m = eventMatcher(['run.*', 'batch.?ailed'])!
+  t.ok(m('run.completed'))
+  t.ok(m('run.partial_succeeded'))
+  t.ok(m('batch.failed'))
+  t.notOk(m('batch.completed'))
+  t.notOk(m('xrun.completed'), 'anchored')
+  t.notOk(m('run'), 'the dot is literal')
+  const literal = eventMatcher(['a+b(c)'])!
+  t.ok(literal('a+b(c)'))
+  t.notOk(literal('aab(c)'))
+})
+
+t.test('RecentFrames: bounded by count and bytes, oldest out first', async (t) => {
+  const c = new RecentFrames(3, 1000)
+  for (let s = 1; s <= 4; s++) c.add(frame(s))
+  t.equal(c.size, 3)
+  t.equal(c.get(1), undefined)
+  t.ok(c.get(4))
+  c.add(frame(4))
+  t.equal(c.size, 3, 'adding a known seq is a no-op')
+  c.add(frame(5, { size: 900 }))
+  t.equal(c.get(3), undefined, 'bytes over the budget evict, oldest first')
+  t.ok(c.get(4) && c.get(5))
+  t.equal(c.bytes, 1000)
+  c.add(frame(6, { size: 5000 }))
+  t.equal(c.size, 1, 'a single frame over the budget is still kept')
+  c.clear()
+  t.equal(c.size, 0)
+})
+
+t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when not ahead', async (t) => {
+  const saved: Array<Map<string, number>> = []
+  const stored = new Map<string, number>()
+  const journal = {
+    getCursor: (n: string) => (stored.has(n) ? { seq: stored.get(n)!, epoch: 'e' } : undefined),
+    listCursors: () => [...stored].map(([name, seq]) => ({ name, seq })),
+    saveCursors: async (m: Map<string, number>) => {
+      saved.push(new Map(m))
+      for (const [k, v] of m) stored.set(k, v)
+    },
+  } as unknown as Journal
+  const c = new ConsumerCursors(journal, silent, 50)
+  t.equal(c.position('a'), 0)
+  c.record('a', 5)
+  c.record('a', 3)
+  c.record('b', 1)
+  c.record('a', 7)
+  t.equal(c.position('a'), 7, 'in memory at once')
+  t.equal(saved.length, 0, 'not written per ack')
+  await new Promise((r) => setTimeout(r, 80))
+  t.same(saved, [new Map([['a', 7], ['b', 1]])], 'one batch')
+  c.record('a', 9)
+  await c.close()
+  t.same(saved[1], new Map([['a', 9]]), 'close flushes')
+  c.record('a', 10)
+  t.equal(c.position('a'), 9, 'closed: no more acks')
+  t.same([...c.list()], [['a', 9], ['b', 1]])
+
+  const failing = new ConsumerCursors({ ...journal, getCursor: () => undefined, saveCursors: async () => Promise.reject(new Error('disk')) } as unknown as Journal, silent, 10)
+  failing.record('z', 1)
+  await failing.flush()
+  t.equal(failing.position('z'), 1, 'a failed write keeps the ack in memory')
+})
