@@ -21,13 +21,22 @@ Commands:
   tail           stream events from a relay to the terminal
   keygen         print a new secret, or an ed25519 key pair
   healthcheck    ask a relay's /readyz; exit 0 when ready, 1 when not
+  backup         copy the journal (consistent, while the relay runs) into a directory
 
 Run hookrelay <command> --help for its options.`,
   serve: `Usage: hookrelay serve [--config FILE]
 
 Runs the relay on FILE (default ${DEFAULT_CONFIG}). SIGTERM or SIGINT stops it
 gracefully (in-flight commits finish, subscribers get 1001); a second signal
-forces the exit.`,
+forces the exit. SIGHUP re-reads FILE and takes over secrets, tokens, rate
+limits and retention without dropping a connection; a file that fails
+validation, or a change that needs a restart, is logged and refused.`,
+  backup: `Usage: hookrelay backup [--config FILE] [--no-compact] DEST_DIR
+
+Writes a consistent copy of data_dir/journal.mdb to DEST_DIR/journal.mdb (and
+generated-secrets.json, when there is one) while the relay keeps running. Run
+it as the relay's user. Restore: stop the relay, put journal.mdb into data_dir
+(remove journal.mdb-lock), start it.`,
   'check-config': `Usage: hookrelay check-config [--config FILE]
 
 Validates FILE (default ${DEFAULT_CONFIG}) and prints every problem as
@@ -131,7 +140,7 @@ async function serve(args: string[]): Promise<void> {
       log.error('drain deadline passed: exiting now')
       log.flush()
       process.exit(1)
-    }, config.shutdown.drain_ms)
+    }, relay.config.shutdown.drain_ms)
     deadline.unref()
     relay.close().then(
       () => {
@@ -147,6 +156,12 @@ async function serve(args: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  const { reloadFromFile } = await import('./appliance.js')
+  process.on('SIGHUP', () => {
+    if (stopping) return
+    log.info({ file: values.config }, 'SIGHUP: reloading the config')
+    reloadFromFile(relay, values.config)
+  })
   void log
   log = relay.log
 }
@@ -229,6 +244,36 @@ async function healthcheck(args: string[]): Promise<void> {
   }
 }
 
+async function backup(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', default: DEFAULT_CONFIG }, 'no-compact': { type: 'boolean' }, help: { type: 'boolean' } },
+  })
+  if (values.help) return out(HELP.backup!)
+  const dest = positionals[0]
+  if (dest === undefined) fail(`name a destination directory\n\n${HELP.backup}`, 64)
+  const cfg = configOrExit(values.config)
+  const { backupJournal } = await import('./journal/journal.js')
+  const { chmodSync, copyFileSync, existsSync } = await import('node:fs')
+  const { generatedSecretsPath, GENERATED_SECRETS_FILE } = await import('./config/generated.js')
+  const { join, resolve } = await import('node:path')
+  const destDir = resolve(dest)
+  try {
+    const r = await backupJournal(cfg.data_dir, destDir, !values['no-compact'])
+    // The copy holds every callback body: as private as the journal itself.
+    chmodSync(r.file, 0o600)
+    const secrets = generatedSecretsPath(cfg.data_dir)
+    if (existsSync(secrets)) {
+      copyFileSync(secrets, join(destDir, GENERATED_SECRETS_FILE))
+      chmodSync(join(destDir, GENERATED_SECRETS_FILE), 0o600)
+    }
+    out(`${r.file}: journal epoch ${r.epoch}, head ${r.head}`)
+  } catch (e) {
+    fail(e instanceof Error ? e.message : String(e))
+  }
+}
+
 async function tail(args: string[]): Promise<void> {
   if (args.includes('--help')) return out(HELP.tail!)
   const { runTail } = await import('./client/tail.js')
@@ -250,6 +295,8 @@ async function main(argv: string[]): Promise<void> {
       return keygen(rest)
     case 'healthcheck':
       return healthcheck(rest)
+    case 'backup':
+      return backup(rest)
     case undefined:
     case '--help':
     case '-h':

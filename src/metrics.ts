@@ -52,9 +52,28 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  readonly pruned = new Counter({
+    name: 'hookrelay_journal_pruned_total',
+    help: 'Journal entries removed by retention, by reason (age, size, forced = past a durable consumer at the hard size limit).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly reloadLastSuccess = new Gauge({
+    name: 'hookrelay_config_reload_last_success',
+    help: '1 when the last SIGHUP reload was applied (or none was tried), 0 when it was refused.',
+    registers: [this.registry],
+  })
+  readonly reloads = new Counter({
+    name: 'hookrelay_config_reloads_total',
+    help: 'SIGHUP reloads, by result (ok, invalid = the file failed validation, refused = a change needs a restart).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+
   #children = new Map<string, ReturnType<Counter<'source' | 'status'>['labels']>>()
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
+    this.reloadLastSuccess.set(1)
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'hookrelay_process_' })
   }
 

@@ -3,7 +3,11 @@ import { Journal } from './journal/journal.js'
 import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
-import { registerSource } from './http/ingest.js'
+import { registerSource, type SourceHandle } from './http/ingest.js'
+import { IngestRateLimiter } from './http/rate-limit.js'
+import { hardLimitFor, Retention, type RetentionOptions } from './journal/retention.js'
+import { createVerifier } from './verify/index.js'
+import type { Verifier } from './verify/types.js'
 import { registerReadApi } from './http/read-api.js'
 import { sendError } from './http/respond.js'
 import { uws, type TemplatedApp, type us_listen_socket } from './http/uws.js'
@@ -21,7 +25,39 @@ export interface RelayOptions {
   extensions?: Array<(relay: Relay) => Promise<void> | void>
   /** How long a request body may take to arrive (default 30 s). */
   bodyTimeoutMs?: number
+  /**
+   * Retention knobs for tests: pass interval, clock, batch size; `start: false`
+   * leaves passes to `relay.retention.run()`.
+   */
+  retention?: Pick<RetentionOptions, 'intervalMs' | 'now' | 'batch'> & { start?: boolean }
 }
+
+/** What a reload changed, for the log. */
+export interface ReloadSummary {
+  changed: string[]
+}
+
+/** Config keys a running relay cannot take over; changing them needs a restart. */
+const RESTART_ONLY: Array<[string, (c: Config) => unknown]> = [
+  ['listen', (c) => c.listen],
+  ['data_dir', (c) => c.data_dir],
+  ['sources (names, paths, schemes)', (c) => Object.values(c.sources).map((s) => [s.name, s.path, s.verify.scheme])],
+  ['journal.map_size', (c) => c.journal.map_size],
+  ['stream', (c) => c.stream],
+  // The mirror worker takes its settings once at start and has no way to swap them.
+  ['mirror', (c) => c.mirror],
+]
+
+/** Keys a reload applies, compared only to say in the log what changed. */
+const RELOADABLE: Array<[string, (c: Config) => unknown]> = [
+  ['sources (secrets, keys, tolerance, max_body)', (c) => c.sources],
+  ['subscribers', (c) => c.subscribers],
+  ['rate_limit', (c) => c.rate_limit],
+  ['journal.retention', (c) => c.journal.retention],
+  ['journal.min_free', (c) => c.journal.min_free],
+  ['log.level', (c) => c.log.level],
+  ['shutdown.drain', (c) => c.shutdown.drain_ms],
+]
 
 /**
  * A running relay: journal → HTTP. Start with `Relay.start(config)`; stop with
@@ -33,26 +69,36 @@ export interface RelayOptions {
  *   await relay.close()
  */
 export class Relay {
-  readonly config: Config
   readonly journal: Journal
   readonly metrics: Metrics
   readonly log: Logger
   readonly app: TemplatedApp
+  /** Prunes the journal by age and size; closed with the relay. */
+  readonly retention: Retention
+  readonly rateLimiter: IngestRateLimiter
+  #config: Config
   #tokens: TokenBook
   #listen: us_listen_socket | undefined
   #port = 0
   #closing = false
   #closed: Promise<void> | undefined
-  #stops: Array<() => void> = []
+  #sources: SourceHandle[] = []
   /** Parts started after the journal and closed before it (fan-out hub, mirror). */
   #components: Array<{ name: string; close: () => Promise<void> | void }> = []
 
-  private constructor(config: Config, journal: Journal, metrics: Metrics, log: Logger) {
-    this.config = config
+  private constructor(config: Config, journal: Journal, metrics: Metrics, log: Logger, opts: RelayOptions) {
+    this.#config = config
     this.journal = journal
     this.metrics = metrics
     this.log = log
     this.#tokens = new TokenBook(config.subscribers)
+    this.rateLimiter = new IngestRateLimiter(config.rate_limit)
+    this.retention = new Retention(journal, {
+      ...opts.retention,
+      limits: retentionLimits(config),
+      log: log.child({ component: 'retention' }),
+      onPruned: (n, reason) => metrics.pruned.labels(reason).inc(n),
+    })
     this.app = uws.App()
   }
 
@@ -66,7 +112,7 @@ export class Relay {
       mapSize: config.journal.map_size,
       minFree: config.journal.min_free,
     })
-    const relay = new Relay(config, journal, metrics, log)
+    const relay = new Relay(config, journal, metrics, log, opts)
     try {
       relay.#wire(opts)
       for (const extend of opts.extensions ?? []) await extend(relay)
@@ -75,6 +121,7 @@ export class Relay {
       await relay.close()
       throw e
     }
+    if (opts.retention?.start !== false) relay.retention.start()
     metrics.ready.set(1)
     log.info(
       {
@@ -87,6 +134,11 @@ export class Relay {
       'hookrelay listening',
     )
     return relay
+  }
+
+  /** The config in force (replaced by `reload`). */
+  get config(): Config {
+    return this.#config
   }
 
   /** The port actually bound (useful with `listen.port: 0`). */
@@ -106,6 +158,47 @@ export class Relay {
     return this.#closing
   }
 
+  /**
+   * Takes over a new config without dropping a connection: source secrets,
+   * public keys, tolerance and max_body, subscriber tokens, rate limits,
+   * retention, min_free, log level, shutdown drain. All or nothing: when a
+   * restart-only key changed (listen, data_dir, source names/paths/schemes,
+   * journal.map_size, stream, mirror) or a verifier cannot be built from the
+   * new keys, it throws and the running config stays as it was.
+   *
+   * @throws RelayError `HOOKRELAY_CONFIG_RESTART_REQUIRED`, or the verifier's
+   *   `HOOKRELAY_CONFIG_*` code.
+   * @example
+   *   relay.reload(ensureGeneratedSecrets(loadConfig(file)).config)
+   */
+  reload(next: Config): ReloadSummary {
+    const prev = this.#config
+    const restart = RESTART_ONLY.filter(([, pick]) => !sameValue(pick(prev), pick(next))).map(([key]) => key)
+    if (restart.length > 0) {
+      throw new RelayError(
+        'HOOKRELAY_CONFIG_RESTART_REQUIRED',
+        `changed ${restart.join(', ')}: these take effect only on a restart (systemctl restart hookrelay); nothing was reloaded`,
+      )
+    }
+    // Build everything that can fail before swapping anything.
+    const verifiers = new Map<string, Verifier>()
+    for (const s of Object.values(next.sources)) verifiers.set(s.name, createVerifier(s.verify))
+    const tokens = new TokenBook(next.subscribers)
+    const changed = RELOADABLE.filter(([, pick]) => !sameValue(pick(prev), pick(next))).map(([key]) => key)
+
+    for (const handle of this.#sources) {
+      const source = next.sources[handle.source.name]!
+      handle.replace(source, verifiers.get(source.name)!)
+    }
+    this.#tokens = tokens
+    this.rateLimiter.update(next.rate_limit)
+    this.retention.update(retentionLimits(next))
+    this.journal.setMinFree(next.journal.min_free)
+    if (this.log.level !== next.log.level) this.log.level = next.log.level
+    this.#config = next
+    return { changed }
+  }
+
   /** Adds a component closed (in reverse order) before the journal. */
   addComponent(name: string, close: () => Promise<void> | void): void {
     this.#components.push({ name, close })
@@ -121,13 +214,14 @@ export class Relay {
       metrics.commitBatch.observe(n)
     }
     for (const source of Object.values(config.sources)) {
-      this.#stops.push(
+      this.#sources.push(
         registerSource(app, source, {
           journal,
           metrics,
           log,
           rejects,
           closing: () => this.#closing,
+          admit: this.rateLimiter.admit,
           bodyTimeoutMs: opts.bodyTimeoutMs,
         }),
       )
@@ -207,7 +301,9 @@ export class Relay {
     this.metrics.ready.set(0)
     if (this.#listen) uws.us_listen_socket_close(this.#listen)
     this.#listen = undefined
-    for (const stop of this.#stops) stop()
+    for (const source of this.#sources) source.stop()
+    this.rateLimiter.close()
+    await this.retention.close()
     await this.journal.idle()
     for (const c of [...this.#components].reverse()) {
       try {
@@ -221,4 +317,13 @@ export class Relay {
     ;(this.app as unknown as { close(): void }).close()
     this.log.info({ head: this.journal.head }, 'hookrelay stopped')
   }
+}
+
+function retentionLimits(c: Config): { maxAgeMs: number; maxBytes: number; hardBytes: number } {
+  const { max_age_ms, max_bytes } = c.journal.retention
+  return { maxAgeMs: max_age_ms, maxBytes: max_bytes, hardBytes: hardLimitFor(max_bytes, c.journal.map_size) }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
 }

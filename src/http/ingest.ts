@@ -43,11 +43,23 @@ interface SourceRoute {
   reading: Set<Exchange>
 }
 
+/** A registered source: reload swaps its settings in place; stop ends its sweeper. */
+export interface SourceHandle {
+  readonly source: SourceConfig
+  /**
+   * Takes new settings for the same path and scheme (config reload): secrets,
+   * public keys, tolerance, max_body. A request whose body is still arriving
+   * is checked with the new ones.
+   */
+  replace(source: SourceConfig, verifier: Verifier): void
+  /** Stops the slow-body sweeper. */
+  stop(): void
+}
+
 /**
  * Registers `POST <source.path>` (and 405 for other methods on it).
- * Returns a function that stops the slow-body sweeper.
  */
-export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: IngestContext): () => void {
+export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: IngestContext): SourceHandle {
   const verifier = createVerifier(source.verify)
   const route: SourceRoute = {
     source,
@@ -68,7 +80,20 @@ export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: Ing
     for (const ex of route.reading) if (ex.started < cutoff) ex.timeout(limit)
   }, Math.min(1000, limit / 4))
   sweeper.unref()
-  return () => clearInterval(sweeper)
+  return {
+    get source() {
+      return route.source
+    },
+    replace(next, nextVerifier) {
+      // Path and header names are bound to the route: a new path or scheme needs a restart (Relay.reload refuses it).
+      if (next.path !== route.source.path || nextVerifier.scheme !== route.verifier.scheme) {
+        throw new RelayError('HOOKRELAY_CONFIG_RESTART_REQUIRED', `sources.${next.name}: path or scheme changed; restart the relay`)
+      }
+      route.source = next
+      route.verifier = nextVerifier
+    },
+    stop: () => clearInterval(sweeper),
+  }
 }
 
 /** One ingest request, from headers to answer. */

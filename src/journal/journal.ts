@@ -39,6 +39,44 @@ export interface InternalInput {
 export type CommitListener = (head: number) => void
 
 /**
+ * Copies the journal in `dataDir` to `<destDir>/journal.mdb` from another
+ * process than the relay's (`hookrelay backup`). LMDB allows several processes
+ * on one environment (they share `journal.mdb-lock`), and its copy runs inside
+ * one read transaction: the copy is consistent while the relay keeps
+ * committing. Opened with the relay's own flags; nothing is written to the
+ * source environment.
+ *
+ * @throws RelayError HOOKRELAY_JOURNAL_OPEN when there is no journal in dataDir,
+ *   HOOKRELAY_JOURNAL_BACKUP when the copy fails (e.g. the destination exists).
+ */
+export async function backupJournal(dataDir: string, destDir: string, compact = true): Promise<{ file: string; head: number; epoch: string }> {
+  const path = `${dataDir}/journal.mdb`
+  try {
+    accessSync(path, fsConstants.R_OK)
+  } catch (cause) {
+    throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `no journal at ${path}; check --config (data_dir)`, { cause })
+  }
+  const env = open({ path, maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false })
+  try {
+    const events = env.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
+    const meta = env.openDB<unknown, string>('meta', {})
+    let head = 0
+    for (const k of events.getKeys({ reverse: true, limit: 1 })) head = k
+    const epoch = String(meta.get('epoch'))
+    mkdirSync(destDir, { recursive: true })
+    const file = `${destDir}/journal.mdb`
+    try {
+      await env.backup(file, compact)
+    } catch (cause) {
+      throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', `cannot write ${file}: ${(cause as Error).message}; use an empty destination directory`, { cause })
+    }
+    return { file, head, epoch }
+  } finally {
+    await env.close()
+  }
+}
+
+/**
  * The durable journal: one LMDB environment, written in group commits.
  *
  * Durability: the environment is opened with `overlappingSync: false`, so an
@@ -72,6 +110,8 @@ export class Journal {
   #fsFree = Number.POSITIVE_INFINITY
   #fsTimer: NodeJS.Timeout | undefined
   #usedBytes = 0
+  /** Databases other parts opened in this environment; counted in usedBytes. */
+  #others: Database[] = []
   /** Called with each commit's duration in seconds (metrics). */
   onCommitTimed: ((seconds: number, entries: number) => void) | undefined
 
@@ -173,7 +213,9 @@ export class Journal {
 
   /** Named databases for other parts (e.g. the mirror's job queue) in the same environment. */
   openDB<V, K extends string | number | (string | number)[]>(name: string): Database<V, K> {
-    return this.#env.openDB<V, K>(name, {})
+    const db = this.#env.openDB<V, K>(name, {})
+    this.#others.push(db as unknown as Database)
+    return db
   }
 
   /** Registers a hook that runs inside the write transaction for each entry. */
@@ -405,21 +447,55 @@ export class Journal {
   }
 
   /**
-   * Removes entries with seq <= through, at most `max` per call, in one small
-   * transaction so ingest never waits long behind retention.
-   * Returns how many entries were removed.
+   * Removes entries with seq <= through (never past the head), oldest first, at
+   * most `max` per call, in one small transaction so ingest never waits long
+   * behind retention. Run rows stay: their `output` reads null once the event
+   * they point at is gone. Returns how many entries were removed.
    */
   async prune(through: number, max = 1000): Promise<number> {
+    const end = Math.min(through, this.#head)
+    if (this.#closed || this.#failed || end < 1) return 0
     let removed = 0
+    let last = 0
     await this.#env.transaction(() => {
-      for (const k of this.#events.getKeys({ end: through + 1, limit: max })) {
+      for (const k of this.#events.getKeys({ end: end + 1, limit: max })) {
         this.#events.removeSync(k)
         removed++
+        last = k
       }
-      this.#meta.putSync('pruned_through', Math.max(through, (this.#meta.get('pruned_through') as number) ?? 0))
+      // Only what was really removed: #lastSeq() falls back to this when the events db is empty.
+      if (removed > 0) this.#meta.putSync('pruned_through', Math.max(last, (this.#meta.get('pruned_through') as number) ?? 0))
     })
     this.#refreshUsage()
     return removed
+  }
+
+  /**
+   * Received-at (epoch ms) and stored size of up to `limit` of the oldest
+   * entries, in seq order. Retention uses it to find what is past its limits.
+   */
+  oldest(limit: number): Array<{ seq: number; receivedAt: number; bytes: number }> {
+    const out: Array<{ seq: number; receivedAt: number; bytes: number }> = []
+    for (const { key, value } of this.#events.getRange({ limit })) {
+      out.push({ seq: key, receivedAt: Date.parse(decodeEvent(key, value).received_at), bytes: value.length })
+    }
+    return out
+  }
+
+  /**
+   * Writes a consistent copy of the environment to `<destDir>/journal.mdb`
+   * (LMDB copies inside one read transaction, so commits go on meanwhile).
+   * `compact` leaves free pages out (smaller, slower).
+   */
+  async backup(destDir: string, compact = true): Promise<string> {
+    const file = `${destDir}/journal.mdb`
+    await this.#env.backup(file, compact)
+    return file
+  }
+
+  /** Changes the free disk space ingest requires (config reload). */
+  setMinFree(bytes: number): void {
+    this.#opts = { ...this.#opts, minFree: bytes }
   }
 
   /** Seq of the oldest entry received at or after `ms`, scanning from the start. */
@@ -438,7 +514,7 @@ export class Journal {
       overflowPages: number
     }
     let pages = env.treeBranchPageCount + env.treeLeafPageCount + env.overflowPages
-    for (const db of [this.#events, this.#runs, this.#cursors, this.#meta]) {
+    for (const db of [this.#events, this.#runs, this.#cursors, this.#meta, ...this.#others] as Database[]) {
       const s = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages
     }
