@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
+import { mkdirSync, accessSync, rmSync, constants as fsConstants } from 'node:fs'
 import { statfs } from 'node:fs/promises'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { RelayError } from '../errors.js'
@@ -56,23 +56,30 @@ export async function backupJournal(dataDir: string, destDir: string, compact = 
   } catch (cause) {
     throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `no journal at ${path}; check --config (data_dir)`, { cause })
   }
-  const env = open({ path, maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false })
+  const flags = { maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false } as const
+  const env = open({ path, ...flags })
+  const file = `${destDir}/journal.mdb`
   try {
-    const events = env.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
-    const meta = env.openDB<unknown, string>('meta', {})
-    let head = 0
-    for (const k of events.getKeys({ reverse: true, limit: 1 })) head = k
-    const epoch = String(meta.get('epoch'))
     mkdirSync(destDir, { recursive: true })
-    const file = `${destDir}/journal.mdb`
-    try {
-      await env.backup(file, compact)
-    } catch (cause) {
-      throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', `cannot write ${file}: ${(cause as Error).message}; use an empty destination directory`, { cause })
-    }
-    return { file, head, epoch }
+    await env.backup(file, compact)
+  } catch (cause) {
+    throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', `cannot write ${file}: ${(cause as Error).message}; use an empty destination directory`, {
+      cause,
+    })
   } finally {
     await env.close()
+  }
+  // Head and epoch as the copy has them (the copy's read transaction started after any look here).
+  const copy = open({ path: file, ...flags, readOnly: true })
+  try {
+    const events = copy.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
+    const meta = copy.openDB<unknown, string>('meta', {})
+    let head = (meta.get('pruned_through') as number | undefined) ?? 0
+    for (const k of events.getKeys({ reverse: true, limit: 1 })) head = k
+    return { file, head, epoch: String(meta.get('epoch')) }
+  } finally {
+    await copy.close()
+    rmSync(`${file}-lock`, { force: true })
   }
 }
 
