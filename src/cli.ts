@@ -31,12 +31,13 @@ gracefully (in-flight commits finish, subscribers get 1001); a second signal
 forces the exit. SIGHUP re-reads FILE and takes over secrets, tokens, rate
 limits and retention without dropping a connection; a file that fails
 validation, or a change that needs a restart, is logged and refused.`,
-  backup: `Usage: hookrelay backup [--config FILE] [--no-compact] DEST_DIR
+  backup: `Usage: hookrelay backup [--config FILE | --data-dir DIR] [--no-compact] DEST_DIR
 
 Writes a consistent copy of data_dir/journal.mdb to DEST_DIR/journal.mdb (and
-generated-secrets.json, when there is one) while the relay keeps running. Run
-it as the relay's user. Restore: stop the relay, put journal.mdb into data_dir
-(remove journal.mdb-lock), start it.`,
+generated-secrets.json, when there is one) while the relay keeps running;
+DEST_DIR must not hold a journal.mdb yet. --data-dir names the data directory
+directly (no config needed). Restore: stop the relay, put journal.mdb into an
+empty data_dir, start it.`,
   'check-config': `Usage: hookrelay check-config [--config FILE]
 
 Validates FILE (default ${DEFAULT_CONFIG}) and prints every problem as
@@ -248,22 +249,27 @@ async function backup(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', default: DEFAULT_CONFIG }, 'no-compact': { type: 'boolean' }, help: { type: 'boolean' } },
+    options: {
+      config: { type: 'string', default: DEFAULT_CONFIG },
+      'data-dir': { type: 'string' },
+      'no-compact': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
   })
   if (values.help) return out(HELP.backup!)
   const dest = positionals[0]
   if (dest === undefined) fail(`name a destination directory\n\n${HELP.backup}`, 64)
-  const cfg = configOrExit(values.config)
+  const { join, resolve } = await import('node:path')
+  const dataDir = values['data-dir'] !== undefined ? resolve(values['data-dir']) : configOrExit(values.config).data_dir
   const { backupJournal } = await import('./journal/journal.js')
   const { chmodSync, copyFileSync, existsSync } = await import('node:fs')
   const { generatedSecretsPath, GENERATED_SECRETS_FILE } = await import('./config/generated.js')
-  const { join, resolve } = await import('node:path')
   const destDir = resolve(dest)
   try {
-    const r = await backupJournal(cfg.data_dir, destDir, !values['no-compact'])
+    const r = await backupJournal(dataDir, destDir, !values['no-compact'])
     // The copy holds every callback body: as private as the journal itself.
     chmodSync(r.file, 0o600)
-    const secrets = generatedSecretsPath(cfg.data_dir)
+    const secrets = generatedSecretsPath(dataDir)
     if (existsSync(secrets)) {
       copyFileSync(secrets, join(destDir, GENERATED_SECRETS_FILE))
       chmodSync(join(destDir, GENERATED_SECRETS_FILE), 0o600)

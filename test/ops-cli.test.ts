@@ -67,7 +67,7 @@ t.test('backup while the relay runs under load; the copy restores into a working
   t.ok(head >= 31 && head <= 31 + acked, `the copy holds a committed prefix (head ${head})`)
   t.equal(statSync(join(dest, 'journal.mdb')).mode & 0o777, 0o600, 'as private as the journal')
 
-  const again = await cli(['backup', '--config', config, dest])
+  const again = await cli(['backup', '--data-dir', data, dest])
   t.equal(again.code, 1, 'an existing copy is not overwritten')
   t.match(again.stderr, /use an empty destination directory/)
 
