@@ -32,7 +32,12 @@ WORKDIR /opt/hookrelay
 COPY package.json package-lock.json ./
 # Runs in the target platform's stage, so lmdb, msgpackr-extract and
 # uWebSockets.js get the binaries of that architecture (linux/amd64, linux/arm64).
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# The uWebSockets.js package carries binaries for every platform (~110 MB):
+# keep only this one's (the relay refuses to start without it).
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ && keep="uws_$(node -p 'process.platform + "_" + process.arch + "_" + process.versions.modules').node" \
+ && test -f "node_modules/uWebSockets.js/binaries/$keep" \
+ && find node_modules/uWebSockets.js/binaries -name 'uws_*.node' ! -name "$keep" -delete
 COPY --from=build /src/dist ./dist
 COPY config/container.yaml /etc/hookrelay/hookrelay.yaml
 RUN mkdir -p /var/lib/hookrelay && chown node:node /var/lib/hookrelay && chmod 0700 /var/lib/hookrelay

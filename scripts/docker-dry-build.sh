@@ -55,6 +55,10 @@ mkdir -p "$app" "$work/etc/hookrelay" "$work/var/lib/hookrelay"
 cp "$work/src/package.json" "$work/src/package-lock.json" "$app/"
 (cd "$app" && NODE_ENV=production npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 cp -r "$work/src/dist" "$app/dist"
+# As the Dockerfile: only this platform's uWebSockets.js binary stays.
+keep="uws_$(node -p 'process.platform + "_" + process.arch + "_" + process.versions.modules').node"
+[ -f "$app/node_modules/uWebSockets.js/binaries/$keep" ] || fail "no $keep in uWebSockets.js"
+find "$app/node_modules/uWebSockets.js/binaries" -name 'uws_*.node' ! -name "$keep" -delete
 for dev in typescript tap better-sqlite3 s3rver @types/node; do
   [ ! -e "$app/node_modules/$dev" ] || fail "devDependency $dev in the runtime stage"
 done
