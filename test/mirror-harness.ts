@@ -8,8 +8,10 @@
  * tests prove transfer, idempotence and bookkeeping, not S3 authorization.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { Client } from 'minio'
 import { pino } from 'pino'
@@ -33,6 +35,24 @@ interface TestLike {
   testdir(): string
 }
 
+const roots = new WeakMap<object, string>()
+
+/**
+ * A fresh subdirectory `name` of the test's `t.testdir()`. (Each `t.testdir()`
+ * call returns the same directory and empties it, so the S3 store and the
+ * relay's data_dir must not each call it.)
+ */
+export function testDir(t: TestLike, name: string): string {
+  let root = roots.get(t)
+  if (root === undefined) {
+    root = t.testdir()
+    roots.set(t, root)
+  }
+  const dir = join(root, name)
+  mkdirSync(dir, { recursive: true })
+  return dir
+}
+
 // ---------------------------------------------------------------- S3 (s3rver)
 
 export interface S3Fixture {
@@ -51,7 +71,7 @@ export interface S3Fixture {
 }
 
 export async function startS3(t: TestLike): Promise<S3Fixture> {
-  const directory = t.testdir()
+  const directory = testDir(t, 's3')
   let port = 0
   let server: { run(): Promise<AddressInfo>; close(): Promise<void> } | undefined
   const sockets = new Set<Socket>()

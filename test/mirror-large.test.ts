@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { uuidv7 } from '../src/sample.js'
-import { getRun, mirrorConfig, postCallback, runCallback, settled, startOrigin, startRelay, startS3, waitForRow } from './mirror-harness.js'
+import { getRun, mirrorConfig, postCallback, runCallback, settled, startOrigin, startRelay, startS3, testDir, waitForRow } from './mirror-harness.js'
 
 // A hang fails in bounded time instead of waiting for tap's global timeout.
 t.setTimeout(45_000)
@@ -21,7 +21,7 @@ const gc = runInNewContext('gc') as () => void
 t.test(`a ${SIZE_MIB} MiB file is mirrored with flat memory`, async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint, { timeouts: { total: '120s' } }))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint, { timeouts: { total: '120s' } }))
   const runId = uuidv7()
   const path = `/o/${runId}/model.safetensors`
   // Generated on the fly: one random MiB, sent SIZE_MIB times with backpressure.

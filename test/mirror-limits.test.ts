@@ -18,6 +18,7 @@ import {
   startOrigin,
   startRelay,
   startS3,
+  testDir,
   waitForRow,
 } from './mirror-harness.js'
 
@@ -152,7 +153,7 @@ t.test('relay: a file over max_bytes fails at once; a timeout is retried until t
   const origin = await startOrigin(t)
   const { relay, base } = await startRelay(
     t,
-    mirrorConfig(t.testdir(), s3.endpoint, { max_bytes: '1kb', timeouts: { headers: '100ms' } }),
+    mirrorConfig(testDir(t, 'data'), s3.endpoint, { max_bytes: '1kb', timeouts: { headers: '100ms' } }),
   )
   const runId = uuidv7()
   origin.file(`/o/${runId}/big.bin`, randomBytes(2000))

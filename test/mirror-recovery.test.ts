@@ -13,6 +13,7 @@ import {
   startOrigin,
   startRelay,
   startS3,
+  testDir,
   waitForRow,
 } from './mirror-harness.js'
 
@@ -24,7 +25,7 @@ const RETRY_LOG = 'mirror attempt failed; will retry'
 t.test('S3 down during the upload, started again: mirrored from the spool, downloaded once', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const dataDir = t.testdir()
+  const dataDir = testDir(t, 'data')
   const { relay, base, log } = await startRelay(t, mirrorConfig(dataDir, s3.endpoint))
   const runId = uuidv7()
   const bytes = randomBytes(3 * 1024 * 1024)
@@ -50,7 +51,7 @@ t.test('S3 down during the upload, started again: mirrored from the spool, downl
 t.test('relay closed mid-download and restarted on the same data_dir: mirrored once', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const dataDir = t.testdir()
+  const dataDir = testDir(t, 'data')
   const config = mirrorConfig(dataDir, s3.endpoint)
   const first = await startRelay(t, config)
   const runId = uuidv7()
@@ -86,7 +87,7 @@ t.test('relay closed mid-download and restarted on the same data_dir: mirrored o
 t.test('downloaded, S3 down, relay restarted: the upload resumes from the spool', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const dataDir = t.testdir()
+  const dataDir = testDir(t, 'data')
   const config = mirrorConfig(dataDir, s3.endpoint)
   const first = await startRelay(t, config)
   const runId = uuidv7()
@@ -110,7 +111,7 @@ t.test('a bucket that is missing at start is created; unreachable S3 at start do
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
   await s3.stop()
-  const { relay, base, log } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base, log } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   await log.waitFor('mirror bucket unavailable; jobs wait until it is')
   const runId = uuidv7()
   const bytes = randomBytes(1000)
@@ -127,7 +128,7 @@ t.test('a bucket that is missing at start is created; unreachable S3 at start do
 t.test('the store answering 503 to an upload: retried from the spool, no second download', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base, log } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base, log } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const bytes = randomBytes(10_000)
   origin.file(`/o/${runId}/s.bin`, bytes)

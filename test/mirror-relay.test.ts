@@ -13,6 +13,7 @@ import {
   startOrigin,
   startRelay,
   startS3,
+  testDir,
   waitForRow,
 } from './mirror-harness.js'
 
@@ -22,7 +23,7 @@ t.setTimeout(45_000)
 t.test('small and 8 MB+ files land byte-exact; run row and events show where', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const small = randomBytes(1000)
   const big = randomBytes(8 * 1024 * 1024 + 12345)
@@ -86,7 +87,7 @@ t.test('small and 8 MB+ files land byte-exact; run row and events show where', a
 t.test('several URLs per callback and nested batch outputs, in document order', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const batchId = uuidv7()
   const files = ['a.png', 'b.png', 'c.json', 'd.wav'].map((name) => ({ name, body: randomBytes(2000), path: `/b/${batchId}/${name}` }))
   for (const f of files) origin.file(f.path, f.body)
@@ -125,7 +126,7 @@ t.test('several URLs per callback and nested batch outputs, in document order', 
 t.test('an expired URL fails after at most 3 origin hits', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const path = `/outputs/${runId}/old.png`
   origin.route(path, (_req, res) => {
@@ -150,7 +151,7 @@ t.test('an expired URL fails after at most 3 origin hits', async (t) => {
 t.test('origin 5xx is retried with backoff, then succeeds', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base, log } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base, log } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const path = `/outputs/${runId}/flaky.bin`
   const bytes = randomBytes(50_000)
@@ -170,7 +171,7 @@ t.test('origin 5xx is retried with backoff, then succeeds', async (t) => {
 t.test('a redelivery with fresh URLs: pending objects take the new URL, completed ones stay', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const okPath = `/outputs/${runId}/ok.png`
   const slowPath = `/outputs/${runId}/late.png`
@@ -202,7 +203,7 @@ t.test('a redelivery with fresh URLs: pending objects take the new URL, complete
 t.test('a redelivery while the download is in flight: one transfer, one event, the fresh job dropped', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
   const runId = uuidv7()
   const path = `/o/${runId}/r.bin`
   const bytes = randomBytes(5000)
@@ -230,7 +231,7 @@ t.test('a redelivery while the download is in flight: one transfer, one event, t
 t.test('earliest deadline first, bounded concurrency; metrics show jobs by state', async (t) => {
   const s3 = await startS3(t)
   const origin = await startOrigin(t)
-  const { relay, base } = await startRelay(t, mirrorConfig(t.testdir(), s3.endpoint, { concurrency: 1 }))
+  const { relay, base } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint, { concurrency: 1 }))
   let release!: () => void
   const released = new Promise<void>((resolve) => (release = resolve))
   const blockId = uuidv7()
@@ -268,7 +269,7 @@ t.test('mirror disabled: no hook, no jobs', async (t) => {
   const { loadConfigText } = await import('../src/config/load.js')
   const { pino } = await import('pino')
   const config = loadConfigText(
-    `listen: { host: 127.0.0.1, port: 0 }\ndata_dir: ${JSON.stringify(t.testdir())}\nsources:\n  runflow:\n    verify: { scheme: runflow, secrets: [whsec_x] }\n`,
+    `listen: { host: 127.0.0.1, port: 0 }\ndata_dir: ${JSON.stringify(testDir(t, 'data'))}\nsources:\n  runflow:\n    verify: { scheme: runflow, secrets: [whsec_x] }\n`,
     '<t>',
     { env: {} },
   )

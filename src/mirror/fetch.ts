@@ -69,8 +69,8 @@ export class OriginStatusError extends RelayError {
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 /**
- * Downloads `url` into `file` (created or truncated, fsynced before this
- * resolves), hashing sha256 as it streams.
+ * Downloads `url` into `file` (created or truncated; not fsynced), hashing
+ * sha256 as it streams.
  *
  * The SSRF guard admits every hop before any connection is made; the request
  * goes to the checked address with the URL's host as `Host` and SNI.
@@ -228,8 +228,9 @@ async function spool(
         yield chunk
       }
     },
-    // flush: fsync before close, so a spooled file recorded as complete survives a crash.
-    createWriteStream(file, { flush: true }),
+    // No fsync here: most files are uploaded at once and deleted. The worker
+    // fsyncs a file before it records it as spooled (when an upload fails).
+    createWriteStream(file),
     { signal },
   )
   return { size, sha256: hash.digest('hex') }

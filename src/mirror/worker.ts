@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { readdir, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MirrorConfig } from '../config/types.js'
 import { RelayError } from '../errors.js'
@@ -212,9 +212,15 @@ export class MirrorWorker {
 
   async #run(job: MirrorJob, signal: AbortSignal): Promise<void> {
     const { cfg, store, log } = this.#d
+    const t0 = performance.now()
+    const ms = { download: 0, upload: 0, record: 0 }
     let spooled = job.spooled && (await this.#spoolIntact(job.spooled)) ? job.spooled : undefined
+    /** A download not yet recorded on the job: recorded only if the upload does not go through. */
+    let fresh: SpooledFile | undefined
     try {
       if (!spooled) {
+        // Cheap, and an operator clearing data_dir/spool by hand costs a retry, not the deadline.
+        await mkdir(this.#d.spoolDir, { recursive: true })
         const file = spoolName(job)
         const got = await downloadToFile(job.url, join(this.#d.spoolDir, file), {
           guard: this.#d.guard,
@@ -223,22 +229,41 @@ export class MirrorWorker {
           signal,
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
+        ms.download = performance.now() - t0
         spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType }
-        await this.#recordSpool(job, spooled)
+        fresh = spooled
       }
       if (!this.bucketReady) {
         await store.ensureBucket()
         this.bucketReady = true
       }
+      const t1 = performance.now()
       await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
+      ms.upload = performance.now() - t1
       await this.#complete(job, spooled)
+      ms.record = performance.now() - t1 - ms.upload
       this.metrics?.attempts.inc({ outcome: 'ok' })
       this.metrics?.objects.inc({ result: 'completed' })
       this.metrics?.bytes.inc(spooled.size)
       this.#retry.delete(jobId(job))
       await rm(join(this.#d.spoolDir, spooled.file), { force: true })
-      log.debug({ key: job.key, size: spooled.size }, 'mirrored')
+      log.debug(
+        {
+          key: job.key,
+          size: spooled.size,
+          download_ms: Math.round(ms.download),
+          upload_ms: Math.round(ms.upload),
+          record_ms: Math.round(ms.record),
+        },
+        'mirrored',
+      )
     } catch (err) {
+      if (fresh !== undefined) {
+        // Downloaded but not uploaded (store down, relay closing): keep the bytes for the next attempt, across restarts too.
+        await this.#recordSpool(job, fresh).catch((e: unknown) => {
+          this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+        })
+      }
       if (this.#closing || signal.aborted) return
       await this.#failed(job, spooled, err)
     }
@@ -252,9 +277,19 @@ export class MirrorWorker {
     }
   }
 
-  /** Notes the finished download on the job (the same object's job, whatever URL it has by now). */
+  /**
+   * Notes a finished download on the job (the same object's job, whatever URL
+   * it has by now), after an fsync of the file so that the record never
+   * points at bytes a crash could lose.
+   */
   async #recordSpool(job: MirrorJob, spooled: SpooledFile): Promise<void> {
     const { jobs } = this.#d
+    const fh = await open(join(this.#d.spoolDir, spooled.file), 'r+')
+    try {
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
     await jobs.transaction(() => {
       const key = this.#currentKey(job)
       const cur = key && jobs.get(key)
