@@ -150,6 +150,8 @@ export class ObjectStore {
         () => reject(new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `${what} got no answer in ${this.#idleMs} ms`)),
         this.#idleMs,
       )
+      // A shutdown does not wait for an abandoned store call.
+      timer.unref()
     })
     return Promise.race([p, late]).finally(() => clearTimeout(timer))
   }
