@@ -3,14 +3,14 @@ import { mkdirSync } from 'node:fs'
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MirrorConfig } from '../config/types.js'
-import { RelayError } from '../errors.js'
 import type { Journal } from '../journal/journal.js'
-import type { MirrorObject, RunRow } from '../journal/types.js'
 import type { Logger } from '../log.js'
 import type { Relay } from '../relay.js'
-import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
+import { downloadToFile, type Connector } from './fetch.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
-import { createOutbox, jobId, jobKey, summarize, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
+import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
+import { decideRetry } from './retry-policy.js'
+import { appendCompleted, appendFailed } from './results.js'
 import { ObjectStore } from './s3.js'
 import { HostGuard, type Resolver } from './ssrf.js'
 import { urlPath } from './urls.js'
@@ -26,16 +26,6 @@ export interface MirrorOptions {
   /** Longest retry delay. Default 60 s. */
   retryMaxMs?: number
 }
-
-/** Origin answers that mean "expired or gone" once the URL's deadline has passed. */
-const GONE = new Set([403, 404, 410])
-/** Errors that no retry can fix. */
-const PERMANENT = new Set([
-  'HOOKRELAY_MIRROR_URL_REFUSED',
-  'HOOKRELAY_MIRROR_DOWNGRADE',
-  'HOOKRELAY_MIRROR_REDIRECTS',
-  'HOOKRELAY_MIRROR_TOO_LARGE',
-])
 
 /**
  * The mirror as a relay extension: registers the outbox hook, makes sure the
@@ -307,47 +297,8 @@ export class MirrorWorker {
     return undefined
   }
 
-  async #complete(job: MirrorJob, s: SpooledFile): Promise<void> {
-    const { jobs, store } = this.#d
-    const body = {
-      event: 'mirror.completed',
-      source: job.source,
-      run_id: job.id,
-      index: job.index,
-      url: job.url,
-      bucket: store.bucket,
-      key: job.key,
-      size: s.size,
-      sha256: s.sha256,
-      content_type: s.content_type,
-      completed_at: new Date().toISOString(),
-    }
-    await this.#d.journal.appendInternal({
-      source: job.source,
-      event: 'mirror.completed',
-      key: job.id,
-      body: Buffer.from(JSON.stringify(body)),
-      receivedAt: Date.now(),
-      json: body,
-      updateRow: (row) => {
-        jobs.removeSync(jobKey(job))
-        const o = objectOf(row, job)
-        if (o === undefined) return
-        // A newer revision's fresh URL for the same object is done too: drop its job.
-        if (o.state === 'pending' && o.deadline !== undefined) jobs.removeSync(jobKey({ ...job, deadline: o.deadline }))
-        Object.assign(o, {
-          state: 'completed',
-          bucket: store.bucket,
-          key: job.key,
-          size: s.size,
-          sha256: s.sha256,
-          content_type: s.content_type,
-        } satisfies Partial<MirrorObject>)
-        delete o.reason
-        delete o.deadline
-        row.mirror.state = summarize(row.mirror.objects)
-      },
-    })
+  #complete(job: MirrorJob, s: SpooledFile): Promise<void> {
+    return appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, job, s)
   }
 
   async #failed(job: MirrorJob, spooled: SpooledFile | undefined, err: unknown): Promise<void> {
@@ -355,90 +306,43 @@ export class MirrorWorker {
     const now = Date.now()
     const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0 }
     r.attempts++
-    const code = err instanceof RelayError ? err.code : 'HOOKRELAY_MIRROR_NETWORK'
-    const message = err instanceof Error ? err.message : String(err)
-    let reason: string | undefined
-    if (PERMANENT.has(code)) reason = message
-    else if (spooled === undefined) {
-      // Download failed: the URL's deadline ends the retries.
-      if (err instanceof OriginStatusError && GONE.has(err.originStatus) && now >= job.deadline) {
-        reason = `expired: ${message}`
-      } else if (now >= job.deadline) reason = `deadline passed after ${r.attempts} attempts: ${message}`
-    }
-    // The bytes are in the spool: the deadline no longer matters, the upload is retried until it works.
-    if (reason === undefined) {
-      const base = this.#d.opts.retryBaseMs ?? 1000
-      const max = this.#d.opts.retryMaxMs ?? 60_000
-      const backoff = Math.min(max, base * 2 ** Math.min(r.attempts - 1, 30))
-      let next = now + backoff * (0.5 + Math.random() / 2)
-      if (spooled === undefined && next >= job.deadline) {
-        // One last try just before the deadline, unless it is too close to bother.
-        if (job.deadline - now > 1000) next = job.deadline - 500
-        else reason = `deadline passed after ${r.attempts} attempts: ${message}`
-      }
-      if (reason === undefined) {
-        r.notBefore = next
-        this.#retry.set(id, r)
-        this.metrics?.attempts.inc({ outcome: 'retry' })
-        this.#d.log.warn({ key: job.key, code, err: message, attempts: r.attempts, retry_in_ms: Math.round(next - now) }, 'mirror attempt failed; will retry')
-        return
-      }
+    const decision = decideRetry({
+      err,
+      attempts: r.attempts,
+      now,
+      deadline: job.deadline,
+      spooled: spooled !== undefined,
+      baseMs: this.#d.opts.retryBaseMs ?? 1000,
+      maxMs: this.#d.opts.retryMaxMs ?? 60_000,
+    })
+    if ('retryAt' in decision) {
+      r.notBefore = decision.retryAt
+      this.#retry.set(id, r)
+      this.metrics?.attempts.inc({ outcome: 'retry' })
+      this.#d.log.warn(
+        {
+          key: job.key,
+          code: decision.code,
+          err: decision.message,
+          attempts: r.attempts,
+          retry_in_ms: Math.round(decision.retryAt - now),
+        },
+        'mirror attempt failed; will retry',
+      )
+      return
     }
     this.#retry.delete(id)
     this.metrics?.attempts.inc({ outcome: 'failed' })
-    await this.#fail(job, reason)
+    await this.#fail(job, decision.reason)
   }
 
   async #fail(job: MirrorJob, reason: string): Promise<void> {
-    const { jobs, journal, log } = this.#d
-    const o = journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
-    if (o !== undefined && o.url !== job.url) {
-      // A newer revision brought a fresh URL while this one failed: its job carries on.
-      await jobs.transaction(() => removeJob(jobs, job))
-      return
+    if (await appendFailed(this.#d.journal, this.#d.jobs, job, reason)) {
+      this.#d.log.warn({ key: job.key, reason }, 'mirror failed')
+      this.metrics?.objects.inc({ result: 'failed' })
     }
-    const body = {
-      event: 'mirror.failed',
-      source: job.source,
-      run_id: job.id,
-      index: job.index,
-      url: job.url,
-      reason,
-      failed_at: new Date().toISOString(),
-    }
-    log.warn({ key: job.key, reason }, 'mirror failed')
-    await journal.appendInternal({
-      source: job.source,
-      event: 'mirror.failed',
-      key: job.id,
-      body: Buffer.from(JSON.stringify(body)),
-      receivedAt: Date.now(),
-      json: body,
-      updateRow: (row) => {
-        removeJob(jobs, job)
-        const cur = objectOf(row, job)
-        if (cur === undefined || cur.url !== job.url) return
-        cur.state = 'failed'
-        cur.reason = reason
-        delete cur.deadline
-        row.mirror.state = summarize(row.mirror.objects)
-      },
-    })
-    this.metrics?.objects.inc({ result: 'failed' })
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
   }
-}
-
-/** Removes this job, unless a refresh put another URL under the same key (same deadline). */
-function removeJob(jobs: JobsDb, job: MirrorJob): void {
-  const key = jobKey(job)
-  if (jobs.get(key)?.url === job.url) jobs.removeSync(key)
-}
-
-/** The row's object for this job, when it is still the same object (same path). */
-function objectOf(row: RunRow, job: MirrorJob): MirrorObject | undefined {
-  const o = row.mirror.objects.find((x) => x.index === job.index)
-  return o !== undefined && urlPath(o.url) === urlPath(job.url) ? o : undefined
 }
 
 /** One spool file per object (stable across URL refreshes and restarts). */
