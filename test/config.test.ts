@@ -100,7 +100,7 @@ t.test('a file with just `sources:` (or nothing) takes every default', async (t)
     t.same(c.subscribers, [])
     t.same(c.listen, { host: '0.0.0.0', port: 8080 })
     t.equal(c.data_dir, '/srv/relay/data')
-    t.match(c.mirror, { enabled: false, region: 'us-east-1', concurrency: 2, part_size: 16 * MiB, default_deadline_ms: 3_600_000 })
+    t.match(c.mirror, { enabled: false, region: 'us-east-1', concurrency: 2, max_bytes: 1024 * MiB, default_deadline_ms: 3_600_000 })
     t.same(c.mirror.timeouts, { connect_ms: 10_000, headers_ms: 30_000, total_ms: 1_800_000 })
     t.same(c.journal, { map_size: 4096 * MiB, retention: { max_age_ms: 7 * 86_400_000, max_bytes: 2048 * MiB }, min_free: 256 * MiB })
     t.same(c.stream, { max_inflight: 1000, high_water: MiB, hard_limit: 16 * MiB, max_connections_per_ip: 100, max_payload: 64 * 1024 })
@@ -191,13 +191,13 @@ t.test('bad size and bad duration, and their ranges', async (t) => {
   const ps = problems([
     ...withSource('    max_body: 5 megs'),
     'shutdown: { drain: soon }',
-    'mirror: { part_size: 1mb }',
+    'mirror: { max_bytes: 6gb }',
     'stream: { max_payload: 1gb }',
   ])
   t.match(ps, [
     { line: 4, col: 15, path: 'sources.runflow.max_body', message: /not a size/ },
     { line: 5, col: 20, path: 'shutdown.drain', message: /not a duration/ },
-    { line: 6, col: 22, path: 'mirror.part_size', message: /out of range; use from 5mb to 5gb/ },
+    { line: 6, col: 22, path: 'mirror.max_bytes', message: /out of range/ },
     { line: 7, col: 24, path: 'stream.max_payload', message: /out of range/ },
   ])
   t.match(problems(withSource('    max_body: 65mb')), [{ path: 'sources.runflow.max_body', message: /out of range; use from 1b to 64mb/ }])

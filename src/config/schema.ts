@@ -122,10 +122,10 @@ const mirrorSpec = obj(
     allow_hosts: list(str({ check: hostName }), { default: [] }),
     selectors: list(str({ check: nonEmpty }), { default: [] }),
     concurrency: num({ default: 2, min: 1, max: 64 }),
-    max_bytes: size({ default: '1gb', min: 1 }),
+    // Objects go up as one streamed PUT, and S3 caps a single PUT at 5 GiB.
+    max_bytes: size({ default: '1gb', min: 1, max: '5gb' }),
     default_deadline: duration({ default: '1h', min: '1s' }),
     // S3 refuses multipart parts under 5 MiB (except the last) and over 5 GiB.
-    part_size: size({ default: '16mb', min: '5mb', max: '5gb' }),
     timeouts: obj({
       connect: duration({ default: '10s', min: 1 }),
       headers: duration({ default: '30s', min: 1 }),
@@ -316,7 +316,6 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       max_bytes: m.max_bytes,
       default_deadline_ms: m.default_deadline,
       timeouts: { connect_ms: m.timeouts.connect, headers_ms: m.timeouts.headers, total_ms: m.timeouts.total },
-      part_size: m.part_size,
     },
     journal: {
       map_size: j.map_size,

@@ -51,7 +51,6 @@ export interface MirrorConfig {
   max_bytes: number
   default_deadline_ms: number
   timeouts: { connect_ms: number; headers_ms: number; total_ms: number }
-  part_size: number
 }
 
 export interface JournalConfig {

@@ -48,7 +48,7 @@ export class ObjectStore {
    * @param cfg.idleMs the longest the store may stay silent (connecting, between
    *   body writes, before answering), and the bound on each bucket/stat call.
    */
-  constructor(cfg: Pick<MirrorConfig, 'endpoint' | 'region' | 'access_key' | 'secret_key' | 'bucket' | 'part_size'> & {
+  constructor(cfg: Pick<MirrorConfig, 'endpoint' | 'region' | 'access_key' | 'secret_key' | 'bucket'> & {
     uploadTimeoutMs: number
     idleMs: number
   }) {
@@ -65,7 +65,6 @@ export class ObjectStore {
       accessKey: cfg.access_key,
       secretKey: cfg.secret_key,
       region: cfg.region,
-      partSize: cfg.part_size,
       // MinIO and most self-hosted stores serve buckets by path, not by virtual host.
       pathStyle: true,
       // The worker retries with its own backoff and deadline.
