@@ -111,7 +111,10 @@ async function serve(args: string[]): Promise<void> {
   } catch (e) {
     fail(`cannot prepare data_dir ${loaded.data_dir}: ${(e as Error).message}`, EX_CONFIG)
   }
-  const { startAppliance } = await import('./appliance.js')
+  const { startAppliance, reloadFromFile } = await import('./appliance.js')
+  // SIGHUP's default action ends the process: until the relay runs, there is nothing to reload into.
+  let onHangup = (): void => log.warn('SIGHUP before the relay started: ignored')
+  process.on('SIGHUP', () => onHangup())
   let relay
   try {
     relay = await startAppliance(config, { logger: log, configFile: values.config })
@@ -157,12 +160,11 @@ async function serve(args: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
-  const { reloadFromFile } = await import('./appliance.js')
-  process.on('SIGHUP', () => {
+  onHangup = () => {
     if (stopping) return
     log.info({ file: values.config }, 'SIGHUP: reloading the config')
     reloadFromFile(relay, values.config)
-  })
+  }
   void log
   log = relay.log
 }

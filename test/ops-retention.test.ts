@@ -165,3 +165,49 @@ t.test('near a full map: 503 + Retry-After, and callbacks are taken again once p
   t.equal(again.json.seq, head + 1)
   t.equal(metricValue(await scrape(base), 'hookrelay_ready'), 1)
 })
+
+t.test('pruning 20 000 entries does not hold up callbacks arriving meanwhile', async (t) => {
+  let clock = (): number => Date.now()
+  const { relay, base } = await startTestRelay(t, {
+    extra: 'journal: { retention: { max_age: 1h } }',
+    relay: { retention: { start: false, now: () => clock() } },
+  })
+  const body = Buffer.from(callbackOfSize(400))
+  const N = 20_000
+  await Promise.all(
+    Array.from({ length: N }, (_, i) =>
+      relay.journal.ingest({
+        source: 'runflow',
+        event: 'run.completed',
+        key: `bulk-${i}`,
+        status: 'succeeded',
+        body,
+        sha256: `${i}`,
+        receivedAt: Date.now(),
+        requestId: undefined,
+        json: {},
+      }),
+    ),
+  )
+  t.equal(relay.journal.head, N)
+  const bulkEnd = Date.now()
+  pastMs(bulkEnd)
+  clock = () => bulkEnd + 3_600_000 + 1
+  let pruning = true
+  const started = performance.now()
+  const pass = relay.retention.run().finally(() => (pruning = false))
+  const latencies: number[] = []
+  while (pruning) {
+    const t0 = performance.now()
+    const a = await postRunflow(base, callbackOfSize(400))
+    latencies.push(performance.now() - t0)
+    t.equal(a.status, 200)
+  }
+  const p = await pass
+  const took = performance.now() - started
+  t.equal(p.pruned.age, N, `pruned ${N} in ${Math.round(took)} ms`)
+  t.ok(latencies.length >= 2, `${latencies.length} callbacks acknowledged while pruning`)
+  const worst = Math.max(...latencies)
+  t.ok(worst < 500, `slowest acknowledgement during pruning: ${Math.round(worst)} ms`)
+  t.comment(`pruned ${N} entries in ${Math.round(took)} ms; ${latencies.length} callbacks meanwhile, slowest ${Math.round(worst)} ms`)
+})
