@@ -125,7 +125,6 @@ const mirrorSpec = obj(
     // Objects go up as one streamed PUT, and S3 caps a single PUT at 5 GiB.
     max_bytes: size({ default: '1gb', min: 1, max: '5gb' }),
     default_deadline: duration({ default: '1h', min: '1s' }),
-    // S3 refuses multipart parts under 5 MiB (except the last) and over 5 GiB.
     timeouts: obj({
       connect: duration({ default: '10s', min: 1 }),
       headers: duration({ default: '30s', min: 1 }),
