@@ -3,10 +3,11 @@
 // restart-only change are refused with a log line and the old config keeps
 // running; the reload metrics say so.
 import t from 'tap'
+import { loadConfigText } from '../src/config/load.js'
 import WebSocket from 'ws'
 import { signRunflow } from '../src/verify/sign.js'
 import { callbackOfSize, metricValue, scrape, waitForMsg } from './helpers/ops.js'
-import { get, post } from './helpers/relay.js'
+import { get, post, postRunflow, startTestRelay, testConfig, testConfigYaml } from './helpers/relay.js'
 import { spawnRelay, writeConfig } from './helpers/spawn.js'
 
 const S1 = 'whsec_reload_first_secret_000000000001'
@@ -116,3 +117,30 @@ t.test('SIGHUP: good, invalid and restart-only configs', async (t) => {
   relay.child.kill('SIGTERM')
   t.same(await relay.exited, { code: 0, signal: null })
 })
+
+t.test('relay.reload in process: rate limits, max_body, retention and min_free take effect at once', async (t) => {
+  const { relay, base, dir } = await startTestRelay(t)
+  const body = callbackOfSize(300)
+  t.equal((await postRunflow(base, body)).status, 200)
+
+  const summary = relay.reload(
+    testConfig(
+      dir,
+      `rate_limit: { ingest_per_second: 1, ingest_burst: 1, limit_loopback: true }
+journal: { retention: { max_age: 1h, max_bytes: 1mb }, min_free: 0 }`,
+    ),
+  )
+  t.same(summary.changed, ['rate_limit', 'journal.retention', 'journal.min_free'])
+  t.equal(relay.retention.limits.maxAgeMs, 3_600_000)
+  t.equal(relay.retention.limits.maxBytes, 1024 * 1024)
+  t.equal((await postRunflow(base, callbackOfSize(300))).status, 200, 'the burst')
+  const limited = await postRunflow(base, callbackOfSize(300))
+  t.equal(limited.status, 429)
+  t.equal(limited.json.error.code, 'HOOKRELAY_HTTP_RATE_LIMITED')
+
+  const smaller = loadConfigText(testConfigYaml(dir).replace('max_body: 64kb', 'max_body: 2kb'), '<test>', { env: {} })
+  t.same(relay.reload(smaller).changed, ['sources (secrets, keys, tolerance, max_body)', 'rate_limit', 'journal.retention', 'journal.min_free'])
+  t.equal((await postRunflow(base, callbackOfSize(300))).status, 200, 'rate limit off again')
+  t.equal((await postRunflow(base, callbackOfSize(3000))).status, 413, 'max_body lowered to 2kb')
+})
+

@@ -92,7 +92,7 @@ t.test('a durable consumer holds age and size pruning back at its ack', async (t
 
 t.test('the hard size limit prunes past a lagging consumer, which then gets cursor_expired', async (t) => {
   const dir = t.testdir()
-  const config = testConfig(dir, 'journal: { map_size: 16mb, retention: { max_bytes: 1mb } }')
+  const config = testConfig(dir, 'journal: { map_size: 16mb, retention: { max_bytes: 1mb } }\nstream: { max_inflight: 1 }')
   const relay = await Relay.start(config, {
     logger: silent,
     processMetrics: false,
@@ -105,6 +105,25 @@ t.test('the hard size limit prunes past a lagging consumer, which then gets curs
 
   for (const a of await postMany(base, 4, 400, 1)) t.equal(a.status, 200)
   await relay.journal.saveCursors(new Map([['lagger', 2]]))
+
+  // A connected subscriber that has taken event 1 and not acked it (max_inflight 1).
+  const live = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/stream`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  t.teardown(() => live.terminate())
+  const liveFrames: Array<Record<string, unknown>> = []
+  let onLive: ((f: Record<string, unknown>) => void) | undefined
+  live.on('message', (data) => {
+    const f = JSON.parse(data.toString()) as Record<string, unknown>
+    liveFrames.push(f)
+    if (f.type === 'welcome') live.send(JSON.stringify({ type: 'subscribe', after: 0, ack: true }))
+    onLive?.(f)
+  })
+  const liveClosed = new Promise<number>((resolve) => live.on('close', (code) => resolve(code)))
+  await new Promise<void>((resolve) => {
+    onLive = (f) => {
+      if (f.type === 'event') resolve()
+    }
+  })
+  t.match(liveFrames.at(-1), { type: 'event', seq: 1 })
   // Over max_bytes but under the hard limit: the consumer's ack holds.
   for (const a of await postMany(base, 40, 60_000, 4)) t.equal(a.status, 200)
   t.ok(relay.journal.usedBytes > MB && relay.journal.usedBytes < relay.retention.limits.hardBytes)
@@ -120,6 +139,22 @@ t.test('the hard size limit prunes past a lagging consumer, which then gets curs
   t.ok(relay.journal.usedBytes <= MB)
   const earliest = relay.journal.earliest
   t.ok(earliest > 3)
+
+  // The connected subscriber acks on: past the page it had already read (events 2-4), its next events are gone.
+  const liveExpired = new Promise<Record<string, unknown>>((resolve) => {
+    onLive = (f) => {
+      if (f.type === 'event') live.send(JSON.stringify({ type: 'ack', seq: f.seq }))
+      if (f.type === 'error') resolve(f)
+    }
+  })
+  live.send(JSON.stringify({ type: 'ack', seq: 1 }))
+  t.match(await liveExpired, { type: 'error', code: 'cursor_expired', earliest })
+  t.equal(await liveClosed, 4410, 'and its connection closes with 4410')
+  t.same(
+    liveFrames.filter((f) => f.type === 'event').map((f) => f.seq),
+    [1, 2, 3, 4],
+    'no gap was papered over: it got what it had read before the pruning, then the error',
+  )
 
   const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/stream`, { headers: { authorization: `Bearer ${TOKEN}` } })
   t.teardown(() => ws.terminate())
