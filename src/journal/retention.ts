@@ -161,10 +161,12 @@ export class Retention {
       if (floor !== undefined && through > floor.seq) {
         if (forced) {
           reason = 'forced'
-          this.#log?.warn(
-            { consumer: floor.name, acked: floor.seq, used_bytes: used, hard_bytes: hardBytes },
-            'journal over its hard size limit: pruning events a durable consumer has not acked (it will get cursor_expired)',
-          )
+          if (pruned.forced === 0) {
+            this.#log?.warn(
+              { consumer: floor.name, acked: floor.seq, used_bytes: used, hard_bytes: hardBytes },
+              'journal over its hard size limit: pruning events a durable consumer has not acked (it will get cursor_expired)',
+            )
+          }
         } else {
           heldBy = floor
           through = floor.seq
