@@ -73,7 +73,8 @@ export class Subscriber {
   /** Frames fetched but not yet sent (the rest of the last page). */
   #page: EventFrame[] = []
   #pageIdx = 0
-  #avgFrame = 1024
+  /** Average frame size seen, sizing pages to about PAGE_BYTES; the first page is small (32) in case bodies are big. */
+  #avgFrame = PAGE_BYTES / 32
 
   constructor(id: number, ip: string, principal: Principal | undefined) {
     this.id = id
