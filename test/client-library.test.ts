@@ -332,3 +332,19 @@ t.test('Backoff: full jitter under an exponential cap, reset after success', asy
   }
   t.throws(() => subscribe({ url: '', token: '' }), { code: 'HOOKRELAY_CLIENT_USAGE' })
 })
+
+t.test('which endings are final: close codes, HTTP statuses, error frames', async (t) => {
+  const { fatalClose, fatalErrorFrame } = await import('../src/client/fatal.js')
+  for (const code of [1000, 1001, 1006, 1011, 4008]) t.equal(fatalClose(code, '', undefined, undefined), undefined, `close ${code}: reconnect`)
+  for (const status of [408, 429, 500, 503]) t.equal(fatalClose(1006, '', status, undefined), undefined, `HTTP ${status}: reconnect`)
+  t.match(fatalClose(4410, 'cursor expired', undefined, undefined), { code: 'HOOKRELAY_CLIENT_CURSOR_EXPIRED', message: /close 4410: cursor expired/ })
+  t.match(fatalClose(4400, '', undefined, undefined), { code: 'HOOKRELAY_CLIENT_PROTOCOL' })
+  t.match(fatalClose(1006, '', 403, undefined), { code: 'HOOKRELAY_CLIENT_FORBIDDEN', details: { status: 403 } })
+  t.match(fatalClose(1006, '', 404, undefined), { code: 'HOOKRELAY_CLIENT_PROTOCOL', details: { status: 404 } })
+  t.match(fatalErrorFrame({ type: 'error', code: 'cursor_expired', earliest: 10 }), {
+    code: 'HOOKRELAY_CLIENT_CURSOR_EXPIRED',
+    message: /after: 9/,
+    details: { earliest: 10 },
+  })
+  t.equal(fatalErrorFrame({ type: 'error', code: 'ack_ahead' }), undefined)
+})

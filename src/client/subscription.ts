@@ -1,16 +1,8 @@
 import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import { Backoff } from './backoff.js'
+import { fatalClose, fatalErrorFrame } from './fatal.js'
 import { ClientError, type StreamEvent, type SubscribeOptions, type SubscriptionEvents } from './types.js'
-
-/** Close codes after which reconnecting cannot help. */
-const FATAL_CLOSE: Record<number, [ClientError['code'], string]> = {
-  4400: ['HOOKRELAY_CLIENT_PROTOCOL', 'the relay refused a frame of this client'],
-  4401: ['HOOKRELAY_CLIENT_UNAUTHORIZED', 'the relay refused the token'],
-  4403: ['HOOKRELAY_CLIENT_FORBIDDEN', 'the token may not read a requested source'],
-  4409: ['HOOKRELAY_CLIENT_CONSUMER_REPLACED', 'another connection took over this consumer'],
-  4410: ['HOOKRELAY_CLIENT_CURSOR_EXPIRED', 'events after the cursor were pruned from the journal'],
-}
 
 const noop = (): void => undefined
 
@@ -214,7 +206,10 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
         this.emit('live', Number(f.seq))
         return
       case 'error':
-        this.#onErrorFrame(f)
+        {
+          const err = fatalErrorFrame(f)
+          if (err) this.#fail(err)
+        }
         return
       default:
         // Frames of later protocol versions are ignored.
@@ -254,31 +249,6 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
     if (o.events !== undefined) frame.events = o.events
     if (this.#ackEnabled) frame.ack = true
     ws.send(JSON.stringify(frame))
-  }
-
-  #onErrorFrame(f: { code?: string; [k: string]: unknown }): void {
-    switch (f.code) {
-      case 'cursor_ahead':
-        this.#fail(
-          new ClientError('HOOKRELAY_CLIENT_CURSOR_AHEAD', `the cursor is ahead of the relay's head ${String(f.head)}: is this the right relay (or was its journal replaced)?`, {
-            details: f,
-          }),
-        )
-        return
-      case 'cursor_expired':
-        this.#fail(
-          new ClientError('HOOKRELAY_CLIENT_CURSOR_EXPIRED', `events after the cursor were pruned; the earliest kept is ${String(f.earliest)}: resubscribe with after: ${Number(f.earliest) - 1} to continue (events in between are lost)`, {
-            details: f,
-          }),
-        )
-        return
-      case 'consumer_replaced':
-        this.#fail(new ClientError('HOOKRELAY_CLIENT_CONSUMER_REPLACED', 'another connection took over this consumer', { details: f }))
-        return
-      default:
-        // ack_ahead cannot happen with this client (acks are clamped); others are informational.
-        return
-    }
   }
 
   #onEvent(e: StreamEvent<Body>): void {
@@ -412,14 +382,9 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
       this.#finish()
       return
     }
-    const fatal = FATAL_CLOSE[code]
+    const fatal = fatalClose(code, reason, httpStatus, lastError)
     if (fatal) {
-      this.#fail(new ClientError(fatal[0], `${fatal[1]} (close ${code}${reason ? `: ${reason}` : ''})`, { details: { code, reason } }))
-      return
-    }
-    if (httpStatus !== undefined && httpStatus >= 400 && httpStatus < 500 && httpStatus !== 408 && httpStatus !== 429) {
-      const c = httpStatus === 401 ? 'HOOKRELAY_CLIENT_UNAUTHORIZED' : httpStatus === 403 ? 'HOOKRELAY_CLIENT_FORBIDDEN' : 'HOOKRELAY_CLIENT_PROTOCOL'
-      this.#fail(new ClientError(c, `the relay refused the connection with HTTP ${httpStatus}`, { cause: lastError, details: { status: httpStatus } }))
+      this.#fail(fatal)
       return
     }
     const retryInMs = this.#backoff.next()

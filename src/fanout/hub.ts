@@ -23,21 +23,19 @@
 import { canRead, type Principal } from '../http/auth.js'
 import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
-import type { StoredEvent } from '../journal/record.js'
 import type { Relay } from '../relay.js'
 import { ConsumerCursors } from './consumer-cursors.js'
 import {
   BadFrame,
   RecentFrames,
-  encodeEventFrame,
   errorFrame,
   eventMatcher,
   parseClientFrame,
   subscribedFrame,
   welcomeFrame,
   type ClientFrame,
-  type EventFrame,
 } from './frames.js'
+import { SharedFrames } from './shared-frames.js'
 import { StreamMetrics } from './stream-metrics.js'
 import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
 
@@ -97,7 +95,7 @@ export class Hub {
   #stopCommits: () => void
   #authTimeoutMs: number
   #ctx: PumpContext
-  #encoded = 0
+  #shared: SharedFrames
 
   constructor(relay: Relay, opts: HubOptions = {}) {
     this.#relay = relay
@@ -114,15 +112,12 @@ export class Hub {
       },
     })
     const maxBody = Math.max(0, ...Object.values(config.sources).map((s) => s.max_body))
-    const frames = this.frames
-    const encode = (e: StoredEvent): EventFrame => {
-      this.#encoded++
-      return encodeEventFrame(e)
-    }
+    const frames = new SharedFrames(journal, this.frames)
+    this.#shared = frames
     this.#ctx = {
       head: () => journal.head,
       earliest: () => journal.earliest,
-      page: (after, limit) => pageOf(after, limit),
+      page: (after, limit) => frames.page(after, limit),
       highWater: stream.high_water,
       hardLimit: stream.hard_limit,
       maxInflight: stream.max_inflight,
@@ -139,30 +134,6 @@ export class Hub {
         relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'slow subscriber closed (4008)')
         sub.ws?.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume')
       },
-    }
-
-    function pageOf(after: number, limit: number): EventFrame[] | null {
-      const head = journal.head
-      const out: EventFrame[] = []
-      for (let seq = after + 1; out.length < limit && seq <= head; seq++) {
-        const f = frames.get(seq)
-        if (f === undefined) break
-        out.push(f)
-      }
-      if (out.length > 0) return out
-      const events = journal.read(after, limit)
-      if (events.length === 0 || events[0]!.seq !== after + 1) return null
-      // Every page goes through the shared cache: subscribers replaying the same
-      // stretch (a burst, a restart) move in step, each pump run bounded by its budget.
-      for (const e of events) {
-        let f = frames.get(e.seq)
-        if (f === undefined) {
-          f = encode(e)
-          frames.add(f)
-        }
-        out.push(f)
-      }
-      return out
     }
 
     this.#stopCommits = journal.onCommit(() => {
@@ -198,7 +169,7 @@ export class Hub {
 
   /** Event frames encoded so far (each event once while subscribers stay near the head). */
   get framesEncoded(): number {
-    return this.#encoded
+    return this.#shared.encoded
   }
 
   #upgrade(res: HttpResponse, req: HttpRequest, context: UpgradeContext): void {
