@@ -88,3 +88,18 @@ t.test('backup while the relay runs under load; the copy restores into a working
   t.equal((await postRunflow(base, first)).json.duplicate, true, 'dedupe state came along')
   t.equal((await postRunflow(base, callbackOfSize(800))).json.seq, head + 1, 'and it takes new callbacks')
 })
+
+t.test('Journal.backup in process: the copy opens as a journal with the same entries', async (t) => {
+  const { relay, base, dir } = await startTestRelay(t)
+  for (let i = 0; i < 3; i++) t.equal((await postRunflow(base, callbackOfSize(500))).status, 200)
+  const dest = join(dir, 'copy')
+  mkdirSync(dest)
+  const file = await relay.journal.backup(dest)
+  t.equal(file, join(dest, 'journal.mdb'))
+  const { relay: copy } = await startTestRelay(t, { dir: dest })
+  t.equal(copy.journal.epoch, relay.journal.epoch)
+  t.same(
+    copy.journal.read(0, 10).map((e) => e.seq),
+    [1, 2, 3],
+  )
+})

@@ -43,8 +43,7 @@ export type CommitListener = (head: number) => void
  * process than the relay's (`hookrelay backup`). LMDB allows several processes
  * on one environment (they share `journal.mdb-lock`), and its copy runs inside
  * one read transaction: the copy is consistent while the relay keeps
- * committing. Opened with the relay's own flags; nothing is written to the
- * source environment.
+ * committing. Opened read-only with the relay's own flags.
  *
  * @throws RelayError HOOKRELAY_JOURNAL_OPEN when there is no journal in dataDir,
  *   HOOKRELAY_JOURNAL_BACKUP when the copy fails (e.g. the destination exists).
@@ -57,7 +56,8 @@ export async function backupJournal(dataDir: string, destDir: string, compact = 
     throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `no journal at ${path}; check --config (data_dir)`, { cause })
   }
   const flags = { maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false } as const
-  const env = open({ path, ...flags })
+  // Read-only: the copy needs a read transaction only (the lock file's reader table is still shared).
+  const env = open({ path, ...flags, readOnly: true })
   const file = `${destDir}/journal.mdb`
   try {
     mkdirSync(destDir, { recursive: true })
