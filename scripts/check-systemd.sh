@@ -22,6 +22,23 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
   fi
 fi
 
+echo "== directives the appliance relies on"
+for d in '^Type=exec$' '^DynamicUser=yes$' '^StateDirectory=hookrelay$' '^ExecStartPre=.* check-config ' \
+  '^Restart=on-failure$' '^RestartPreventExitStatus=78$' '^LimitNOFILE=' '^TimeoutStopSec=' '^LoadCredential=' \
+  '^ProtectSystem=strict$' '^NoNewPrivileges=yes$' '^CapabilityBoundingSet=$'; do
+  grep -Eq "$d" "$unit" || { echo "FAIL: no line matching $d"; exit 1; }
+done
+# V8's JIT needs writable+executable memory: this setting makes node abort.
+if grep -Eq '^MemoryDenyWriteExecute=(yes|true|1)' "$unit"; then echo "FAIL: MemoryDenyWriteExecute kills V8"; exit 1; fi
+# systemd must wait longer than the relay drains (shutdown.drain in the example config).
+stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\{0,1\}$/\1/p' "$unit")
+drain=$(sed -n 's/^shutdown: { drain: \([0-9]*\)s }.*/\1/p' "$root/systemd/hookrelay.yaml")
+if [ -z "$stop" ] || [ -z "$drain" ] || [ "$stop" -le "$drain" ]; then
+  echo "FAIL: TimeoutStopSec (${stop:-?} s) must exceed shutdown.drain (${drain:-?} s)"
+  exit 1
+fi
+echo "ok (TimeoutStopSec ${stop}s > shutdown.drain ${drain}s)"
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp "$unit" "$tmp/hookrelay.service"
