@@ -13,6 +13,9 @@ import { sendError } from './http/respond.js'
 import { uws, type TemplatedApp, type us_listen_socket } from './http/uws.js'
 import { RelayError } from './errors.js'
 
+/** How long a fixed listen port is retried while it is still held. */
+export const LISTEN_RETRY_MS = 15_000
+
 export interface RelayOptions {
   logger?: Logger
   /** Collect Node process metrics (off in tests that start many relays). */
@@ -266,26 +269,33 @@ export class Relay {
     })
   }
 
-  #listenNow(): Promise<void> {
+  /**
+   * Binds the listen socket. A fixed port that is still held (a previous
+   * instance draining under a restart, sockets of a just-closed relay) is
+   * retried for up to LISTEN_RETRY_MS before start fails.
+   */
+  async #listenNow(): Promise<void> {
     this.#finishRoutes()
     const { host, port } = this.config.listen
-    return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (sock) => {
-        if (!sock) {
-          reject(
-            new RelayError(
-              'HOOKRELAY_HTTP_LISTEN',
-              `cannot listen on ${host}:${port}; is another process using the port, or is the address not on this machine?`,
-            ),
-          )
-          return
-        }
+    const deadline = Date.now() + (port === 0 ? 0 : LISTEN_RETRY_MS)
+    for (let attempt = 0; ; attempt++) {
+      const sock = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(host, port, resolve))
+      if (sock) {
         this.#listen = sock
         this.#port = uws.us_socket_local_port(sock as never)
-        resolve()
-      })
-    })
+        return
+      }
+      if (Date.now() >= deadline) {
+        throw new RelayError(
+          'HOOKRELAY_HTTP_LISTEN',
+          `cannot listen on ${host}:${port}; is another process using the port, or is the address not on this machine?`,
+        )
+      }
+      if (attempt === 0) this.log.warn({ host, port }, `cannot listen yet; retrying for up to ${LISTEN_RETRY_MS / 1000} s`)
+      await new Promise((r) => setTimeout(r, 250))
+    }
   }
+
 
   /**
    * Graceful stop: stop listening, answer new callbacks 503, let in-flight
