@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { loadavg } from 'node:os'
 import {
   BENCH,
   cleanup,
@@ -28,6 +29,7 @@ import {
   sleep,
   startServer,
   syncDisks,
+  waitQuiet,
   tempDir,
   writePool,
 } from './lib/common.mjs'
@@ -46,16 +48,18 @@ const P = {
   rounds: Q ? 2 : 3, // A/B/A/B rounds (each round runs every server once)
   connections: 64,
   fixedRates: [1000, 5000],
-  fixedDuration: Q ? 4 : 10,
+  fixedDuration: Q ? 3 : 10,
   catchup: Q ? 100_000 : 200_000,
   liveDuration: Q ? 4 : 8,
   liveSubs: [1, 10, 100],
   startupEvents: 1_000_000,
   startupEventBytes: 256,
-  startupSamples: 3,
+  startupSamples: Q ? 2 : 3,
 }
 const only = new Set((values.only ?? 'ingest,fixed,fanout,memory,startup').split(','))
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a)
+/** 1-minute load average (includes this harness's own processes, ~2 under load): a noisy run shows here. */
+const load1 = () => Math.round(loadavg()[0] * 10) / 10
 const r1 = (x) => (x === undefined || Number.isNaN(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
 
 const started = performance.now()
@@ -88,6 +92,8 @@ async function closedLoop(port, duration, p = pool) {
 
 /** One measured closed-loop run against a fresh server (fresh data dir). */
 async function ingestRun(kind) {
+  // Other users of this VM run test suites: the full run waits (≤ 20 s) for a quiet second; --quick does not wait.
+  const quiet = Q ? undefined : await waitQuiet(20_000)
   const s = await startServer(kind)
   try {
     await closedLoop(s.port, P.warmup, warmPool)
@@ -101,6 +107,7 @@ async function ingestRun(kind) {
     const m = rss.stop()
     r.rss_max_mb = m.max
     r.rss_anon_max_mb = m.anonMax
+    r.quiet = quiet
     return r
   } finally {
     await s.stop()
@@ -155,11 +162,13 @@ if (only.has('fixed')) {
   for (const rate of P.fixedRates) {
     results.fixed[rate] = {}
     for (const kind of ['bare', 'express', 'hookrelay']) {
+      if (!Q) await waitQuiet(20_000)
       const s = await startServer(kind)
       try {
         const r = await runNodeJson(join(BENCH, 'lib/open-loop.mjs'), [
           JSON.stringify({ port: s.port, rate, duration: P.fixedDuration, connections: P.connections }),
         ])
+        r.load1 = load1()
         results.fixed[rate][kind] = r
         log(`fixed ${rate}/s ${kind}: achieved ${r1(r.achieved)} p50 ${r1(r.p50)} p99 ${r1(r.p99)} max ${r1(r.max)} ms, non-2xx ${r.non2xx}`)
       } finally {
@@ -186,7 +195,7 @@ if (only.has('fanout') || only.has('memory')) {
       const live = await subs.next('live')
       await subs.exit()
       await s.stop()
-      results.catchup = { events: live.events, seconds: live.seconds, events_per_s: live.events / live.seconds, prejournal_s: pj.seconds }
+      results.catchup = { load1: load1(), events: live.events, seconds: live.seconds, events_per_s: live.events / live.seconds, prejournal_s: pj.seconds }
       log(`catch-up: ${live.events} events in ${r1(live.seconds)} s = ${r1(live.events / live.seconds)} events/s`)
     }
     if (only.has('memory')) {
@@ -205,6 +214,7 @@ if (only.has('fanout') || only.has('memory')) {
       await stall.exit()
       await s.stop()
       results.memory_stalled = {
+        load1: load1(),
         journal_events: P.catchup,
         rss_idle_before_mb: idle,
         rss_anon_idle_before_mb: idleAnon,
@@ -236,6 +246,7 @@ if (only.has('fanout')) {
       const closes = subs.inbox.filter((x) => x.type === 'closed').length
       await subs.exit()
       results.live[n] = {
+        load1: load1(),
         subscribers: n,
         ingest_rps: r.rps,
         ingest_p99: r.p99,
@@ -256,7 +267,7 @@ if (only.has('fanout')) {
       const r = await runNodeJson(join(BENCH, 'lib/open-loop.mjs'), [
         JSON.stringify({ port: s.port, rate: 1000, duration: P.fixedDuration, connections: P.connections, subscribers: n }),
       ])
-      results.e2e[n] = { offered: 1000, ack_p50: r.p50, ack_p99: r.p99, ...r.e2e }
+      results.e2e[n] = { load1: load1(), offered: 1000, ack_p50: r.p50, ack_p99: r.p99, ...r.e2e }
       log(`e2e at 1000/s, ${n} subscriber(s): receipt after send p50 ${r1(r.e2e.after_send_p50)} p99 ${r1(r.e2e.after_send_p99)} ms; after the 200 p50 ${r1(r.e2e.after_200_p50)} p99 ${r1(r.e2e.after_200_p99)} ms`)
     } finally {
       await s.stop()
@@ -354,21 +365,21 @@ if (I) {
 }
 if (results.fixed) {
   p('\nFixed offered rate (open loop, latency from when each request was due), ms')
-  p('rate   server            achieved    p50     p99   p99.9     max  non-2xx')
+  p('rate   server            achieved    p50     p99   p99.9     max  non-2xx  load1')
   for (const rate of P.fixedRates) {
     for (const k of ['bare', 'express', 'hookrelay']) {
       const r = results.fixed[rate][k]
-      p(`${String(rate).padEnd(6)} ${k.padEnd(16)} ${r1(r.achieved).padStart(9)} ${r1(r.p50).padStart(6)} ${r1(r.p99).padStart(7)} ${r1(r.p999).padStart(7)} ${r1(r.max).padStart(7)} ${String(r.non2xx).padStart(8)}`)
+      p(`${String(rate).padEnd(6)} ${k.padEnd(16)} ${r1(r.achieved).padStart(9)} ${r1(r.p50).padStart(6)} ${r1(r.p99).padStart(7)} ${r1(r.p999).padStart(7)} ${r1(r.max).padStart(7)} ${String(r.non2xx).padStart(8)} ${String(r.load1 ?? '—').padStart(6)}`)
     }
   }
 }
 if (results.catchup) p(`\nCatch-up replay to 1 subscriber: ${results.catchup.events} events in ${r1(results.catchup.seconds)} s = ${r1(results.catchup.events_per_s)} events/s`)
 if (results.live) {
   p('\nLive fan-out under full ingest load (wrk, 64 connections)')
-  p('subscribers  ingest req/s  ack p99 ms  delivered events/s  per subscriber/s')
+  p('subscribers  ingest req/s  ack p99 ms  delivered events/s  per subscriber/s  load1')
   for (const n of P.liveSubs) {
     const r = results.live[n]
-    p(`${String(n).padEnd(12)} ${r1(r.ingest_rps).padStart(12)} ${r1(r.ingest_p99).padStart(11)} ${r1(r.delivered_per_s).padStart(19)} ${r1(r.per_subscriber_per_s).padStart(17)}`)
+    p(`${String(n).padEnd(12)} ${r1(r.ingest_rps).padStart(12)} ${r1(r.ingest_p99).padStart(11)} ${r1(r.delivered_per_s).padStart(19)} ${r1(r.per_subscriber_per_s).padStart(17)} ${String(r.load1 ?? '—').padStart(6)}`)
   }
 }
 if (results.e2e) {

@@ -141,13 +141,13 @@ function get(port, path) {
  * Starts a server process and waits until GET /readyz answers 200.
  * kind: 'bare' | 'express' | 'hookrelay'. Returns { pid, port, readyMs, stop() }.
  */
-export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, configExtra = '' } = {}) {
+export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, configExtra = '', dist = join(ROOT, 'dist') } = {}) {
   port ??= await freePort()
   let args
   if (kind === 'hookrelay') {
     dir ??= tempDir('relay')
     const { file } = writeRelayConfig(dir, port, configExtra)
-    args = [...nodeArgs, join(ROOT, 'dist/cli.js'), 'serve', '--config', file]
+    args = [...nodeArgs, join(dist, 'cli.js'), 'serve', '--config', file]
   } else if (kind === 'bare') {
     args = [...nodeArgs, join(BENCH, 'servers/bare-uws.mjs'), String(port)]
   } else if (kind === 'express') {
@@ -232,6 +232,23 @@ export function machineBusySeconds() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
   // user nice system (irq and softirq left out: loopback traffic of the benchmark itself lands there)
   return (f[0] + f[1] + f[2]) / 100
+}
+
+/**
+ * Waits (at most maxMs) until the machine has been nearly idle for one second
+ * (other users of this VM run test suites): busy < `threshold` CPU seconds per second.
+ * Returns { waited_s, busy } — the busy fraction of the last second sampled.
+ */
+export async function waitQuiet(maxMs = 20_000, threshold = 0.15) {
+  const t0 = performance.now()
+  for (;;) {
+    const b0 = machineBusySeconds()
+    await sleep(1000)
+    const busy = machineBusySeconds() - b0
+    if (busy < threshold || performance.now() - t0 > maxMs) {
+      return { waited_s: Math.round((performance.now() - t0) / 100) / 10, busy: Math.round(busy * 100) / 100 }
+    }
+  }
 }
 
 /** CPU seconds (user+sys) a process used so far. */
