@@ -3,7 +3,7 @@ import { Journal } from './journal/journal.js'
 import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
-import { registerSource, type SourceHandle } from './http/ingest.js'
+import { BodyBudget, registerSource, type SourceHandle } from './http/ingest.js'
 import { IngestRateLimiter } from './http/rate-limit.js'
 import { hardLimitFor, Retention, type RetentionOptions } from './journal/retention.js'
 import { createVerifier } from './verify/index.js'
@@ -15,6 +15,8 @@ import { RelayError } from './errors.js'
 
 /** How long a fixed listen port is retried while it is still held. */
 export const LISTEN_RETRY_MS = 15_000
+/** Default bound on request body bytes held at once (see RelayOptions.maxBodyBytesInFlight). */
+export const DEFAULT_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 export interface RelayOptions {
   logger?: Logger
@@ -28,6 +30,11 @@ export interface RelayOptions {
   extensions?: Array<(relay: Relay) => Promise<void> | void>
   /** How long a request body may take to arrive (default 30 s). */
   bodyTimeoutMs?: number
+  /**
+   * Request body bytes held at once across all sources; past it new callbacks
+   * get 503. Default: 64 MiB, or 4 × the largest `max_body` if that is more.
+   */
+  maxBodyBytesInFlight?: number
   /**
    * Retention knobs for tests: pass interval, clock, batch size; `start: false`
    * leaves passes to `relay.retention.run()`.
@@ -88,6 +95,7 @@ export class Relay {
   #sources: SourceHandle[] = []
   /** Parts started after the journal and closed before it (fan-out hub, mirror). */
   #components: Array<{ name: string; close: () => Promise<void> | void }> = []
+  #reloadListeners: Array<() => void> = []
 
   private constructor(config: Config, journal: Journal, metrics: Metrics, log: Logger, opts: RelayOptions) {
     this.#config = config
@@ -153,8 +161,13 @@ export class Relay {
     return this.#tokens
   }
 
+  /** Ready = accepting callbacks: not closing, and the journal can commit (not failed, disk and map not full). */
   get ready(): boolean {
-    return !this.#closing && this.journal.ready
+    return !this.#closing && this.journal.refusal(this.#largestBody()) === undefined
+  }
+
+  #largestBody(): number {
+    return Math.max(0, ...Object.values(this.config.sources).map((s) => s.max_body))
   }
 
   get closing(): boolean {
@@ -199,7 +212,26 @@ export class Relay {
     this.journal.setMinFree(next.journal.min_free)
     if (this.log.level !== next.log.level) this.log.level = next.log.level
     this.#config = next
+    for (const listener of this.#reloadListeners) {
+      try {
+        listener()
+      } catch (err) {
+        this.log.error({ err }, 'reload listener failed')
+      }
+    }
     return { changed }
+  }
+
+  /**
+   * Calls `listener` after each applied reload, once the new config and tokens
+   * are in force (the fan-out hub re-checks open streams against them).
+   * @returns a function that removes the listener.
+   */
+  onReload(listener: () => void): () => void {
+    this.#reloadListeners.push(listener)
+    return () => {
+      this.#reloadListeners = this.#reloadListeners.filter((l) => l !== listener)
+    }
   }
 
   /** Adds a component closed (in reverse order) before the journal. */
@@ -210,6 +242,7 @@ export class Relay {
   #wire(opts: RelayOptions): void {
     const { app, journal, metrics, config, log } = this
     const rejects = new RejectLog(log)
+    const budget = new BodyBudget(opts.maxBodyBytesInFlight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, 4 * this.#largestBody()))
     metrics.head.set(journal.head)
     journal.onCommit((head) => metrics.head.set(head))
     journal.onCommitTimed = (s, n) => {
@@ -226,6 +259,7 @@ export class Relay {
           closing: () => this.#closing,
           admit: this.rateLimiter.admit,
           bodyTimeoutMs: opts.bodyTimeoutMs,
+          budget,
         }),
       )
     }
@@ -237,7 +271,7 @@ export class Relay {
       if (this.ready) {
         res.writeHeader('content-type', 'application/json').end(`{"ok":true,"head":${journal.head}}`)
       } else {
-        const why = this.#closing ? 'closing' : 'journal failed'
+        const why = this.#closing ? 'closing' : (journal.refusal(this.#largestBody())?.message ?? 'not ready')
         sendError(res, 503, 'HOOKRELAY_NOT_READY', why, { headers: { 'retry-after': '5' } })
       }
     })

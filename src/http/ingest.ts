@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import type { SourceConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
@@ -14,6 +15,21 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
 export const RETRY_AFTER_S = '5'
 /** A body that has not arrived completely by then is answered 408 and its connection closed. */
 export const BODY_TIMEOUT_MS = 30_000
+
+/** Longest idempotency key (bytes): LMDB keys are limited, and no sender needs more. */
+export const MAX_KEY_BYTES = 512
+/** Longest event name (bytes). */
+export const MAX_EVENT_BYTES = 256
+
+/**
+ * Bytes of request bodies held at once, across all sources, from the first
+ * byte read until the answer. Past `max`, new callbacks get 503 + Retry-After
+ * instead of growing the heap.
+ */
+export class BodyBudget {
+  inUse = 0
+  constructor(readonly max: number) {}
+}
 
 /** Headers kept with every source for logs (sender request ids). */
 const REQUEST_ID_HEADERS = ['runflow-request-id', 'x-request-id']
@@ -32,6 +48,7 @@ export interface IngestContext {
   admit?: (res: HttpResponse, headers: HeaderBag) => number
   /** Body deadline; BODY_TIMEOUT_MS unless set (tests shorten it). */
   bodyTimeoutMs?: number
+  budget: BodyBudget
 }
 
 interface SourceRoute {
@@ -107,12 +124,16 @@ class Exchange {
   #body: Buffer | undefined
   #chunks: Buffer[] | undefined
   #received = 0
+  /** Bytes of the body budget this exchange holds. */
+  #reserved = 0
 
   constructor(route: SourceRoute, res: HttpResponse, req: HttpRequest) {
     this.#route = route
     this.#res = res
     res.onAborted(() => {
       this.#aborted = true
+      // A body already handed to the journal stays in the budget until its commit settles.
+      if (!this.#done) this.#release()
       this.#done = true
       route.reading.delete(this)
     })
@@ -145,6 +166,7 @@ class Exchange {
         this.#tooLarge()
         return
       }
+      if (!this.#reserve(n)) return
       this.#body = Buffer.allocUnsafe(n)
     }
     route.reading.add(this)
@@ -168,6 +190,7 @@ class Exchange {
       }
       this.#body.set(new Uint8Array(chunk), at)
     } else if (len > 0) {
+      if (!this.#reserve(len)) return
       ;(this.#chunks ??= []).push(Buffer.from(new Uint8Array(chunk)))
     }
     if (isLast) {
@@ -179,6 +202,24 @@ class Exchange {
       }
       this.#finish(body)
     }
+  }
+
+  /** Takes n bytes from the body budget, or answers 503 (busy) and returns false. */
+  #reserve(n: number): boolean {
+    const budget = this.#route.ctx.budget
+    if (budget.inUse + n > budget.max) {
+      this.#route.reading.delete(this)
+      this.#reject(503, 'HOOKRELAY_HTTP_BUSY', 'too many request bodies in flight; retry', 'body budget exhausted', { 'retry-after': '1' }, true)
+      return false
+    }
+    budget.inUse += n
+    this.#reserved += n
+    return true
+  }
+
+  #release(): void {
+    this.#route.ctx.budget.inUse -= this.#reserved
+    this.#reserved = 0
   }
 
   timeout(limitMs: number): void {
@@ -207,6 +248,12 @@ class Exchange {
       this.#reject(401, 'HOOKRELAY_INGEST_UNAUTHORIZED', 'signature verification failed', outcome.reason)
       return
     }
+    // JSON is UTF-8 (RFC 8259); invalid bytes would be replaced by JSON.parse's
+    // decoding but spliced raw into subscribers' text frames, breaking them.
+    if (!isUtf8(body)) {
+      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not UTF-8 JSON', 'not UTF-8')
+      return
+    }
     let json: unknown
     try {
       json = JSON.parse(body.toString('utf8'))
@@ -225,6 +272,10 @@ class Exchange {
     }
     if (d.event === undefined) {
       this.#reject(400, 'HOOKRELAY_INGEST_NO_EVENT', 'the callback names no event', 'no event')
+      return
+    }
+    if (Buffer.byteLength(d.key) > MAX_KEY_BYTES || Buffer.byteLength(d.event) > MAX_EVENT_BYTES) {
+      this.#reject(400, 'HOOKRELAY_INGEST_BAD_KEY', `idempotency key over ${MAX_KEY_BYTES} or event over ${MAX_EVENT_BYTES} bytes`, 'key or event too long')
       return
     }
     const requestId = this.#headers['runflow-request-id'] ?? this.#headers['x-request-id']
@@ -247,6 +298,7 @@ class Exchange {
   }
 
   #accepted(r: IngestResult, requestId: string | undefined): void {
+    this.#release()
     const { source, ctx } = this.#route
     ctx.metrics.countRequest(source.name, 200)
     ctx.metrics.ackLatency.labels(source.name).observe((performance.now() - this.started) / 1000)
@@ -262,8 +314,10 @@ class Exchange {
 
   #failed(e: unknown): void {
     const err = e instanceof RelayError ? e : new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'commit failed', { cause: e })
-    this.#route.ctx.log.error({ err, source: this.#route.source.name }, 'journal refused a callback')
-    this.#reject(503, err.code, err.message, err.code, { 'retry-after': RETRY_AFTER_S })
+    // Rate-limited like every rejection: a full disk must not also fill it with log lines.
+    this.#route.ctx.rejects.warn({ err, source: this.#route.source.name }, 'journal refused a callback')
+    const status = err.status ?? 503
+    this.#reject(status, err.code, err.message, err.code, status === 503 ? { 'retry-after': RETRY_AFTER_S } : undefined)
   }
 
   #reject(
@@ -275,6 +329,7 @@ class Exchange {
     close = false,
   ): void {
     this.#done = true
+    this.#release()
     const { source, ctx } = this.#route
     ctx.metrics.countRequest(source.name, status)
     if (status !== 503 || reason === 'closing') {

@@ -6,6 +6,10 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
 
 /** Largest page `GET /v1/events` returns. */
 export const EVENTS_LIMIT_MAX = 1000
+/** A page stops growing past this many bytes of bodies (it always holds at least one event). */
+export const EVENTS_PAGE_BYTES = 4 * 1024 * 1024
+/** Entries one request may scan (for tokens that see few sources); `next` says where to go on. */
+export const EVENTS_SCAN_MAX = 10_000
 
 export interface ReadApiContext {
   journal: Journal
@@ -51,8 +55,12 @@ export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
     const head = ctx.journal.head
     const parts: string[] = []
     let next = after
-    // `next` also passes events this token may not see, so paging always ends.
-    while (parts.length < want && next < head) {
+    let bytes = 0
+    let scanned = 0
+    let full = false
+    // `next` also passes events this token may not see, so paging always ends;
+    // the scan and the page size are bounded so one request cannot stall the loop.
+    while (!full && parts.length < want && next < head && scanned < EVENTS_SCAN_MAX) {
       const batch = ctx.journal.read(next, want)
       if (batch.length === 0) {
         // Pruned below `next`: skip to what is left.
@@ -61,10 +69,16 @@ export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
         continue
       }
       for (const e of batch) {
+        if (parts.length > 0 && bytes + e.body.length > EVENTS_PAGE_BYTES) {
+          full = true
+          break
+        }
         next = e.seq
+        scanned++
         if (!canRead(who, e.source)) continue
         parts.push(`{"seq":${e.seq},${e.fragment.toString()},"body":${e.body.toString()}}`)
-        if (parts.length === want) break
+        bytes += e.body.length
+        if (parts.length === want || scanned >= EVENTS_SCAN_MAX) break
       }
     }
     sendJson(res, 200, `{"head":${head},"next":${next},"events":[${parts.join(',')}]}`)

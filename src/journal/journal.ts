@@ -106,6 +106,8 @@ export class Journal {
   #meta: Database<unknown, string>
   #head: number
   #queue: Pending[] = []
+  /** Body bytes queued or committing, counted against the map and disk limits. */
+  #queuedBytes = 0
   #scheduled = false
   #inflight = 0
   #idleWaiters: Array<() => void> = []
@@ -209,6 +211,15 @@ export class Journal {
     return !this.#closed && this.#failed === undefined
   }
 
+  /**
+   * Why an entry of `bytes` would be refused right now (closing, failed, disk
+   * or map full), or undefined when it would be accepted. `/readyz` asks with
+   * the largest `max_body`.
+   */
+  refusal(bytes = 0): RelayError | undefined {
+    return this.#refusal(bytes)
+  }
+
   /** Approximate bytes of pages in use (data, not free pages). */
   get usedBytes(): number {
     return this.#usedBytes
@@ -246,7 +257,11 @@ export class Journal {
     // A retry of something already committed needs no write at all.
     const row = this.#runs.get([input.source, input.key])
     const known = row?.revisions.find((r) => r.sha256 === input.sha256)
-    if (known) return Promise.resolve({ seq: known.seq, revision: known.revision, duplicate: true })
+    // Only once the original's commit has resolved (seq <= head) is it known durable;
+    // a snapshot can show a commit whose fdatasync has not returned yet.
+    if (known && known.seq <= this.#head) {
+      return Promise.resolve({ seq: known.seq, revision: known.revision, duplicate: true })
+    }
     return this.#enqueue(input, false)
   }
 
@@ -260,6 +275,7 @@ export class Journal {
   #enqueue(input: IngestInput | InternalInput, internal: boolean): Promise<IngestResult> {
     return new Promise<IngestResult>((resolve, reject) => {
       this.#queue.push({ input, internal, resolve, reject })
+      this.#queuedBytes += input.body.length
       if (!this.#scheduled) {
         this.#scheduled = true
         setImmediate(this.#flush)
@@ -272,11 +288,12 @@ export class Journal {
     if (this.#failed) {
       return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
     }
-    if (this.#fsFree < this.#opts.minFree) {
+    if (this.#fsFree - 2 * this.#queuedBytes < this.#opts.minFree) {
       return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full', { status: 503 })
     }
-    // lmdb-js grows the map by itself, so map_size is enforced here, before LMDB would fail.
-    if (this.#usedBytes + 2 * bytes + 65536 > this.#opts.mapSize) {
+    // lmdb-js grows the map by itself, so map_size is enforced here, before LMDB would fail;
+    // bytes queued but not yet committed count too, so a burst cannot overshoot.
+    if (this.#usedBytes + 2 * (this.#queuedBytes + bytes) + 65536 > this.#opts.mapSize) {
       return new RelayError('HOOKRELAY_JOURNAL_FULL', 'the journal reached journal.map_size', { status: 503 })
     }
     return undefined
@@ -287,7 +304,16 @@ export class Journal {
     const batch = this.#queue
     this.#queue = []
     if (batch.length === 0) return
-    const results: IngestResult[] = new Array(batch.length)
+    let batchBytes = 0
+    for (const p of batch) batchBytes += p.input.body.length
+    if (this.#failed) {
+      this.#queuedBytes -= batchBytes
+      const err = new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
+      for (const p of batch) p.reject(err)
+      this.#settle()
+      return
+    }
+    const results: Array<IngestResult | Error> = new Array(batch.length)
     let newHead = this.#head
     const started = process.hrtime.bigint()
     this.#inflight++
@@ -296,23 +322,43 @@ export class Journal {
         newHead = this.#lastSeq()
         for (let i = 0; i < batch.length; i++) {
           const p = batch[i]!
-          newHead = this.#write(p, newHead, results, i)
+          // Each entry in a child transaction: one that throws (a hook, a
+          // value LMDB refuses) is rolled back and rejected alone, without
+          // taking its batch, or the relay, down with it.
+          try {
+            newHead = this.#env.childTransaction(() => this.#write(p, newHead, results, i)) as unknown as number
+          } catch (e) {
+            results[i] = e instanceof Error ? e : new Error(String(e))
+          }
         }
       })
       .then(
         () => {
           const seconds = Number(process.hrtime.bigint() - started) / 1e9
           this.#head = Math.max(this.#head, newHead)
+          this.#queuedBytes -= batchBytes
           this.#refreshUsage()
           this.onCommitTimed?.(seconds, batch.length)
-          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!)
+          for (let i = 0; i < batch.length; i++) {
+            const r = results[i]!
+            if (r instanceof Error) {
+              batch[i]!.reject(
+                new RelayError('HOOKRELAY_JOURNAL_ENTRY_REJECTED', 'the journal could not store this entry', { status: 500, cause: r }),
+              )
+            } else {
+              batch[i]!.resolve(r)
+            }
+          }
           for (const l of this.#listeners) l(this.#head)
         },
         (cause: unknown) => {
+          this.#queuedBytes -= batchBytes
           // lmdb-js hangs the underlying I/O error on a second promise; it is reported here, not unhandled.
-          ;(cause as { commitError?: Promise<unknown> }).commitError?.catch(() => undefined)
+          const commitError = (cause as { commitError?: Promise<unknown> }).commitError
+          commitError?.catch(() => undefined)
           // Fail-stop: an fsync that failed may have lost pages; never retry and pretend.
-          this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))
+          // (Anything else — an exception before the commit — rejects this batch only.)
+          if (commitError !== undefined) this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))
           const err = new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'the journal could not commit', {
             status: 503,
             cause,
@@ -321,14 +367,20 @@ export class Journal {
         },
       )
       .finally(() => {
-        if (--this.#inflight === 0 && this.#queue.length === 0) {
-          for (const w of this.#idleWaiters.splice(0)) w()
-        }
+        this.#inflight--
+        this.#settle()
       })
   }
 
+  #settle(): void {
+    if (this.#inflight === 0 && this.#queue.length === 0) {
+      for (const w of this.#idleWaiters.splice(0)) w()
+    }
+  }
+
+
   /** Runs inside the write transaction. Returns the new head. */
-  #write(p: Pending, head: number, results: IngestResult[], i: number): number {
+  #write(p: Pending, head: number, results: Array<IngestResult | Error>, i: number): number {
     const input = p.input
     const rk: [string, string] = [input.source, input.key]
     const previous = this.#runs.get(rk)
