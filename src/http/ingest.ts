@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { SourceConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
 import type { IngestResult } from '../journal/types.js'
@@ -58,6 +58,8 @@ interface SourceRoute {
   ctx: IngestContext
   /** Exchanges still reading their body, swept for BODY_TIMEOUT_MS. */
   reading: Set<Exchange>
+  /** The source's ack-latency child, resolved once (labels() hashes on every call). */
+  ackLatency: { observe(v: number): void }
 }
 
 /** A registered source: reload swaps its settings in place; stop ends its sweeper. */
@@ -84,6 +86,7 @@ export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: Ing
     headerNames: ['content-length', ...new Set([...verifier.headers, ...REQUEST_ID_HEADERS, 'x-forwarded-for'])],
     ctx,
     reading: new Set(),
+    ackLatency: ctx.metrics.ackLatency.labels(source.name),
   }
   app.post(source.path, (res, req) => {
     new Exchange(route, res, req)
@@ -286,7 +289,8 @@ class Exchange {
         key: d.key,
         status: d.status,
         body,
-        sha256: createHash('sha256').update(body).digest('hex'),
+        // One-shot hash (Node >= 20.12): a third of createHash().update().digest()'s cost.
+        sha256: hash('sha256', body, 'hex'),
         receivedAt: Date.now(),
         requestId,
         json,
@@ -301,7 +305,7 @@ class Exchange {
     this.#release()
     const { source, ctx } = this.#route
     ctx.metrics.countRequest(source.name, 200)
-    ctx.metrics.ackLatency.labels(source.name).observe((performance.now() - this.started) / 1000)
+    this.#route.ackLatency.observe((performance.now() - this.started) / 1000)
     if (ctx.log.isLevelEnabled('debug')) {
       ctx.log.debug({ source: source.name, seq: r.seq, revision: r.revision, duplicate: r.duplicate, request_id: requestId }, 'journaled')
     }

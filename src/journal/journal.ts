@@ -7,6 +7,8 @@ import { decodeEvent, encodeEvent, type StoredEvent } from './record.js'
 import type { AppendHook, IngestInput, IngestResult, RunRow } from './types.js'
 
 const SCHEMA_VERSION = 1
+/** How often exact page statistics are read (they cost ~30 µs; see #noteCommitted). */
+const USAGE_REFRESH_MS = 100
 /** How many body fingerprints a run keeps to recognise retries of older revisions. */
 const REVISIONS_KEPT = 16
 
@@ -108,6 +110,7 @@ export class Journal {
   #queue: Pending[] = []
   /** Body bytes queued or committing, counted against the map and disk limits. */
   #queuedBytes = 0
+  #usageAt = 0
   #scheduled = false
   #inflight = 0
   #idleWaiters: Array<() => void> = []
@@ -337,7 +340,7 @@ export class Journal {
           const seconds = Number(process.hrtime.bigint() - started) / 1e9
           this.#head = Math.max(this.#head, newHead)
           this.#queuedBytes -= batchBytes
-          this.#refreshUsage()
+          this.#noteCommitted(batchBytes, batch.length)
           this.onCommitTimed?.(seconds, batch.length)
           for (let i = 0; i < batch.length; i++) {
             const r = results[i]!
@@ -565,7 +568,19 @@ export class Journal {
     return this.#head + 1
   }
 
+  /**
+   * Estimates used bytes after a commit: exact page stats (~30 µs) at most
+   * every USAGE_REFRESH_MS, and in between a conservative 2 × body + 4 KiB per
+   * entry, so the map_size check never under-counts.
+   */
+  #noteCommitted(bodyBytes: number, entries: number): void {
+    const now = performance.now()
+    if (now - this.#usageAt >= USAGE_REFRESH_MS) this.#refreshUsage()
+    else this.#usedBytes += 2 * bodyBytes + 4096 * entries
+  }
+
   #refreshUsage(): void {
+    this.#usageAt = performance.now()
     const env = this.#env.getStats() as {
       pageSize: number
       treeBranchPageCount: number

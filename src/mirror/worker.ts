@@ -11,7 +11,7 @@ import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
 import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
 import { decideRetry } from './retry-policy.js'
 import { appendCompleted, appendFailed } from './results.js'
-import { ObjectStore } from './s3.js'
+import type { ObjectStore } from './s3.js'
 import { HostGuard, type Resolver } from './ssrf.js'
 import { urlPath } from './urls.js'
 
@@ -40,6 +40,8 @@ export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Pro
     if (!cfg.enabled) return
     const log = relay.log.child({ component: 'mirror' })
     const jobs: JobsDb = relay.journal.openDB<MirrorJob, JobKey>('mirror')
+    // minio (~35 MB of RSS) loads only when the mirror is on.
+    const { ObjectStore } = await import('./s3.js')
     const store = new ObjectStore({ ...cfg, uploadTimeoutMs: cfg.timeouts.total_ms, idleMs: cfg.timeouts.headers_ms })
     const worker = new MirrorWorker({
       cfg,
