@@ -15,6 +15,8 @@ import { RelayError } from './errors.js'
 
 /** How long a fixed listen port is retried while it is still held. */
 export const LISTEN_RETRY_MS = 15_000
+/** `/readyz` answers 503 when the journal would refuse a callback of this size (an ordinary one). */
+export const READY_PROBE_BYTES = 64 * 1024
 /** Default bound on request body bytes held at once (see RelayOptions.maxBodyBytesInFlight). */
 export const DEFAULT_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
@@ -161,9 +163,9 @@ export class Relay {
     return this.#tokens
   }
 
-  /** Ready = accepting callbacks: not closing, and the journal can commit (not failed, disk and map not full). */
+  /** Ready = accepting callbacks: not closing, and the journal can commit an ordinary callback (not failed, disk and map not full). */
   get ready(): boolean {
-    return !this.#closing && this.journal.refusal(this.#largestBody()) === undefined
+    return !this.#closing && this.journal.refusal(READY_PROBE_BYTES) === undefined
   }
 
   #largestBody(): number {
@@ -271,7 +273,7 @@ export class Relay {
       if (this.ready) {
         res.writeHeader('content-type', 'application/json').end(`{"ok":true,"head":${journal.head}}`)
       } else {
-        const why = this.#closing ? 'closing' : (journal.refusal(this.#largestBody())?.message ?? 'not ready')
+        const why = this.#closing ? 'closing' : (journal.refusal(READY_PROBE_BYTES)?.message ?? 'not ready')
         sendError(res, 503, 'HOOKRELAY_NOT_READY', why, { headers: { 'retry-after': '5' } })
       }
     })

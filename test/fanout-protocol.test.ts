@@ -358,12 +358,12 @@ t.test('shutdown closes subscribers with 1001 and stores consumer acks', async (
   // (batched for up to 1 s): closing the relay must store it.
   c.send({ type: 'ack', seq: 100 })
   t.match(await c.next(), { type: 'error', code: 'ack_ahead' })
-  t.equal(relay.journal.getCursor('worker'), undefined, 'not stored yet')
+  t.equal(relay.journal.getCursor('app/worker'), undefined, 'not stored yet')
   const closing = relay.close()
   t.match(await c.closed, { code: 1001 })
   await closing
   const again = await startHub(t, { dir })
-  t.same(again.relay.journal.getCursor('worker')?.seq, 2)
+  t.same(again.relay.journal.getCursor('app/worker')?.seq, 2)
 })
 
 t.test('metrics: subscribers, frames and bytes, consumer lag', async (t) => {
@@ -380,6 +380,6 @@ t.test('metrics: subscribers, frames and bytes, consumer lag', async (t) => {
   t.match(text, /hookrelay_stream_subscribers 1/)
   t.match(text, /hookrelay_stream_frames_sent_total 4/)
   t.match(text, /hookrelay_stream_bytes_sent_total [1-9]\d*/)
-  t.match(text, /hookrelay_stream_consumer_lag\{consumer="m1"\} 3/)
+  t.match(text, /hookrelay_stream_consumer_lag\{consumer="app\/m1"\} 3/)
   t.match(text, /hookrelay_stream_slow_consumer_closes_total 0/)
 })

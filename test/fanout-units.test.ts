@@ -9,6 +9,7 @@ import {
   encodeEventFrame,
   errorFrame,
   eventMatcher,
+  globMatch,
   parseClientFrame,
   type EventFrame,
 } from '../src/fanout/frames.js'
@@ -201,6 +202,10 @@ t.test('frames: event frame splices fragment and raw body; errors; client frame 
     '{"type":"subscribe","sources":[""]}',
     '{"type":"subscribe","events":[1]}',
     '{"type":"subscribe","consumer":"has space"}',
+    '{"type":"subscribe","consumer":"a:b"}',
+    `{"type":"subscribe","consumer":"${'c'.repeat(65)}"}`,
+    `{"type":"subscribe","events":${JSON.stringify(Array.from({ length: 33 }, (_, i) => `e${i}`))}}`,
+    `{"type":"subscribe","events":["${'e'.repeat(129)}"]}`,
     '{"type":"subscribe","ack":"yes"}',
     '{}',
   ]) {
@@ -232,6 +237,38 @@ t.test('event globs', async (t) => {
   const literal = eventMatcher(['a+b(c)'])!
   t.ok(literal('a+b(c)'))
   t.notOk(literal('aab(c)'))
+  const stars = eventMatcher(['**a**', 'x?'])!
+  t.ok(stars('a') && stars('bab') && stars('xy'))
+  t.notOk(stars('b') || stars('x') || stars('xyz'))
+  const pathological = eventMatcher([`${'*?'.repeat(20)}#`])!
+  t.notOk(pathological('x'.repeat(200)), 'no #: false (without backtracking for ages)')
+  t.ok(pathological(`${'x'.repeat(20)}#`))
+  t.notOk(pathological(`${'x'.repeat(19)}#`), 'each ? needs a character')
+  t.notOk(pathological(`${'x'.repeat(19)}#`), 'asked again: the cached answer')
+})
+
+t.test('globMatch agrees with an anchored regex on random globs and names', async (t) => {
+  let seed = 7
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  const pick = (alphabet: string, max: number): string => Array.from({ length: rand(max + 1) }, () => alphabet[rand(alphabet.length)]).join('')
+  let mismatches = 0
+  for (let i = 0; i < 20_000; i++) {
+    const glob = pick('ab*?.', 7)
+    const name = pick('ab.', 9)
+    const re = new RegExp(`^${glob.replace(/\./g, '\\.').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's')
+    if (globMatch(glob, name) !== re.test(name)) {
+      mismatches++
+      if (mismatches < 5) t.fail(`${JSON.stringify(glob)} vs ${JSON.stringify(name)}`)
+    }
+  }
+  t.equal(mismatches, 0)
+  t.ok(globMatch('', ''))
+  t.notOk(globMatch('', 'a'))
+  t.ok(globMatch('*', ''))
+  t.notOk(globMatch('?', ''))
 })
 
 t.test('RecentFrames: bounded by count and bytes, oldest out first', async (t) => {

@@ -26,9 +26,18 @@ export class ConsumerCursors {
     this.#intervalMs = intervalMs
   }
 
-  /** Where `consumer` resumes: its latest ack, or 0 when it never acked. */
-  position(consumer: string): number {
-    return this.#latest.get(consumer) ?? this.#journal.getCursor(consumer)?.seq ?? 0
+  /**
+   * Where `consumer` resumes: its latest ack, else the stored ack of
+   * `legacy` (a name stored before consumers were namespaced by subscriber;
+   * read only, never advanced), else 0.
+   */
+  position(consumer: string, legacy?: string): number {
+    return this.#latest.get(consumer) ?? this.#journal.getCursor(consumer)?.seq ?? (legacy === undefined ? undefined : this.#journal.getCursor(legacy)?.seq) ?? 0
+  }
+
+  /** Whether `consumer` has an ack, in memory or stored. */
+  has(consumer: string): boolean {
+    return this.#latest.has(consumer) || this.#journal.getCursor(consumer) !== undefined
   }
 
   /** Records a cumulative ack (ignored when not ahead of the current position). */

@@ -105,21 +105,77 @@ export class RecentFrames {
   }
 }
 
+/** At most this many globs in one `subscribe.events` (4400 past it). */
+export const MAX_EVENT_GLOBS = 32
+/** At most this many characters in one glob (4400 past it). */
+export const MAX_GLOB_LENGTH = 128
+/** Distinct event names whose answer a matcher remembers (a relay sees few). */
+const MATCH_CACHE = 256
+
 /**
  * Compiles event-name globs (`run.*`, `batch.?ailed`, `*`) into one test.
  * `*` matches any run of characters, `?` exactly one; everything else is
  * literal. Returns null for "every event".
+ *
+ * No regex: a glob like `*?*?*?…#` made a backtracking regex take seconds per
+ * event name. Each glob is matched by `globMatch` (at most |glob|·|name|
+ * steps), and each matcher remembers its answer for the last few hundred
+ * distinct event names, so the cost is paid once per name per subscriber.
  *
  * @example
  *   eventMatcher(['run.*'])!('run.completed') // true
  */
 export function eventMatcher(globs: readonly string[] | undefined): ((event: string) => boolean) | null {
   if (!globs || globs.length === 0 || globs.includes('*')) return null
-  const alternatives = globs.map((g) =>
-    g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.'),
-  )
-  const re = new RegExp(`^(?:${alternatives.join('|')})$`, 's')
-  return (event) => re.test(event)
+  const exact = new Set<string>()
+  const wild = new Set<string>()
+  for (const g of globs) {
+    if (g.includes('*') || g.includes('?')) wild.add(g.replace(/\*+/g, '*'))
+    else exact.add(g)
+  }
+  const patterns = [...wild]
+  const cache = new Map<string, boolean>()
+  return (event) => {
+    if (exact.has(event)) return true
+    if (patterns.length === 0) return false
+    let hit = cache.get(event)
+    if (hit === undefined) {
+      hit = patterns.some((p) => globMatch(p, event))
+      if (cache.size >= MATCH_CACHE) cache.clear()
+      cache.set(event, hit)
+    }
+    return hit
+  }
+}
+
+/**
+ * Whether `name` matches `glob` (`*` any run, `?` one UTF-16 unit, the rest
+ * literal). Greedy with a single backtrack point, the last `*` seen: a later
+ * `*` can absorb whatever an earlier one would have, so retrying earlier
+ * stars is never needed and the work is at most |glob|·|name|.
+ */
+export function globMatch(glob: string, name: string): boolean {
+  let g = 0
+  let n = 0
+  let star = -1
+  let resume = 0
+  while (n < name.length) {
+    const c = glob.charCodeAt(g)
+    if (c === 42 /* * */) {
+      star = g++
+      resume = n
+    } else if (g < glob.length && (c === 63 /* ? */ || c === name.charCodeAt(n))) {
+      g++
+      n++
+    } else if (star >= 0) {
+      g = star + 1
+      n = ++resume
+    } else {
+      return false
+    }
+  }
+  while (glob.charCodeAt(g) === 42) g++
+  return g === glob.length
 }
 
 /** A client frame, as parsed; validated field by field in the hub. */
@@ -140,7 +196,8 @@ export class BadFrame extends Error {
   override name = 'BadFrame'
 }
 
-const CONSUMER_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+/** Durable consumer names: short and plain, since they become stored keys and metric labels. */
+const CONSUMER_RE = /^[A-Za-z0-9_.-]{1,64}$/
 
 /**
  * Parses and validates one client text frame.
@@ -169,10 +226,14 @@ export function parseClientFrame(text: string): ClientFrame {
         f.after = o.after
       }
       if (o.sources !== undefined && o.sources !== null) f.sources = stringList(o.sources, 'subscribe.sources')
-      if (o.events !== undefined && o.events !== null) f.events = stringList(o.events, 'subscribe.events')
+      if (o.events !== undefined && o.events !== null) {
+        f.events = stringList(o.events, 'subscribe.events')
+        if (f.events.length > MAX_EVENT_GLOBS) throw new BadFrame(`subscribe.events: at most ${MAX_EVENT_GLOBS} globs`)
+        if (f.events.some((g) => g.length > MAX_GLOB_LENGTH)) throw new BadFrame(`subscribe.events: a glob is at most ${MAX_GLOB_LENGTH} characters`)
+      }
       if (o.consumer !== undefined && o.consumer !== null) {
         if (typeof o.consumer !== 'string' || !CONSUMER_RE.test(o.consumer)) {
-          throw new BadFrame('subscribe.consumer must be 1-128 of A-Z a-z 0-9 _ . : -')
+          throw new BadFrame('subscribe.consumer must be 1-64 of A-Z a-z 0-9 _ . -')
         }
         f.consumer = o.consumer
       }

@@ -11,12 +11,24 @@
  *   `auth`: close 4400 with the reason as the close message.
  * - a frame over `stream.max_payload`: uWS closes the connection (1006 or 1009).
  * - subscribing to a source the token may not read: close 4403.
+ * - `subscribe.events` over MAX_EVENT_GLOBS globs or a glob over
+ *   MAX_GLOB_LENGTH characters, a `consumer` name not 1-64 of
+ *   `A-Za-z0-9._-`, or a new consumer past MAX_CONSUMERS_PER_SUBSCRIBER for
+ *   the token's subscriber: close 4400.
+ * - a config reload that removes the connection's subscriber: close 4401;
+ *   one that takes away a source the subscription named: close 4403. A
+ *   subscription that named no sources (or `*`) follows the subscriber's
+ *   sources instead. Replacing a subscriber's token in place keeps its open
+ *   connections (README "Reloading the config": connected subscribers stay).
  * - `cursor_ahead` / `cursor_expired` on `subscribe`: an error frame; the
  *   connection stays open and may `subscribe` again (e.g. with `"latest"`).
  * - events pruned under a running subscription: `cursor_expired` and close 4410.
  * - an ack past the last seq sent: an `ack_ahead` error frame; the ack is ignored.
- * - a second connection with the same `consumer` takes it over: the older one
- *   gets `consumer_replaced` and close 4409.
+ * - a second connection of the same subscriber (token) with the same
+ *   `consumer` takes it over: the older one gets `consumer_replaced` and close
+ *   4409. Consumers are namespaced by subscriber name (`<subscriber>/<consumer>`
+ *   in memory, in the journal's cursors and in the lag metric's label), so
+ *   another token's `consumer: "billing"` is a different consumer.
  * - buffered amount past `stream.hard_limit`: close 4008 (reconnect and resume).
  * - shutdown: close 1001.
  */
@@ -38,6 +50,13 @@ import {
 import { SharedFrames } from './shared-frames.js'
 import { StreamMetrics } from './stream-metrics.js'
 import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
+
+/**
+ * Durable consumers one subscriber (token) may create. Each keeps its acked
+ * position in the journal, and the lowest one holds retention back, so an
+ * unbounded number is a way to pin the journal.
+ */
+export const MAX_CONSUMERS_PER_SUBSCRIBER = 100
 
 /** uWS's socket context handed to `res.upgrade` (not re-exported by http/uws.ts). */
 type UpgradeContext = Parameters<HttpResponse['upgrade']>[4]
@@ -93,6 +112,7 @@ export class Hub {
   #closing = false
   #closed: Promise<void> | undefined
   #stopCommits: () => void
+  #stopReload: () => void
   #authTimeoutMs: number
   #ctx: PumpContext
   #shared: SharedFrames
@@ -126,6 +146,7 @@ export class Hub {
         this.metrics.framesSent.inc(n)
         this.metrics.bytesSent.inc(bytes)
       },
+      // Only the connection holding the consumer moves its position.
       skipped: (sub) => {
         if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) this.cursors.record(sub.consumer, sub.cursor)
       },
@@ -139,6 +160,7 @@ export class Hub {
     this.#stopCommits = journal.onCommit(() => {
       for (const sub of this.#subs) if (sub.runnable) this.#pump(sub)
     })
+    this.#stopReload = relay.onReload(() => this.#reauthorize())
 
     relay.app.ws<SocketData>(STREAM_PATH, {
       maxPayloadLength: stream.max_payload,
@@ -275,7 +297,8 @@ export class Hub {
     const ws = sub.ws!
     const principal = sub.principal!
     let sources: ReadonlySet<string> | null = principal.sources
-    if (f.sources !== undefined && !f.sources.includes('*')) {
+    const followsToken = f.sources === undefined || f.sources.includes('*')
+    if (f.sources !== undefined && !followsToken) {
       for (const s of f.sources) {
         if (!canRead(principal, s)) {
           ws.end(CLOSE.FORBIDDEN, `this token may not read source ${s.slice(0, 64)}`)
@@ -284,12 +307,19 @@ export class Hub {
       }
       sources = new Set(f.sources)
     }
+    const consumer = f.consumer === undefined ? undefined : `${principal.name}/${f.consumer}`
+    if (consumer !== undefined && !this.#byConsumer.has(consumer) && !this.cursors.has(consumer)) {
+      if (this.#consumerCount(principal.name) >= MAX_CONSUMERS_PER_SUBSCRIBER) {
+        ws.end(CLOSE.BAD_FRAME, `subscriber ${principal.name} has ${MAX_CONSUMERS_PER_SUBSCRIBER} durable consumers: reuse one`)
+        return
+      }
+    }
     const journal = this.#relay.journal
     const head = journal.head
     let after: number
     if (f.after === 'latest') after = head
     else if (f.after !== undefined) after = f.after
-    else if (f.consumer !== undefined) after = this.cursors.position(f.consumer)
+    else if (consumer !== undefined) after = this.cursors.position(consumer, f.consumer)
     else after = head
     if (after > head) {
       ws.send(errorFrame('cursor_ahead', { head, after }))
@@ -300,19 +330,20 @@ export class Hub {
       ws.send(errorFrame('cursor_expired', { earliest, after }))
       return
     }
-    if (f.consumer !== undefined) {
-      const older = this.#byConsumer.get(f.consumer)
+    if (consumer !== undefined) {
+      const older = this.#byConsumer.get(consumer)
       if (older && older !== sub && older.state !== 'closed') {
-        this.#byConsumer.delete(f.consumer)
+        this.#byConsumer.delete(consumer)
         older.ws!.send(errorFrame('consumer_replaced'))
         older.ws!.end(CLOSE.CONSUMER_REPLACED, 'another connection took over this consumer')
       }
-      this.#byConsumer.set(f.consumer, sub)
+      this.#byConsumer.set(consumer, sub)
     }
     sub.start(after, {
-      consumer: f.consumer,
+      consumer,
       ack: f.ack === true,
       sources,
+      followsToken,
       matchEvent: eventMatcher(f.events),
     })
     ws.send(subscribedFrame(journal.epoch, after, head))
@@ -366,6 +397,52 @@ export class Hub {
     }
   }
 
+  /** Durable consumers of one subscriber: stored or pending acks, and connected ones that have not acked yet. */
+  #consumerCount(subscriber: string): number {
+    const prefix = `${subscriber}/`
+    const names = new Set<string>()
+    for (const name of this.cursors.list().keys()) if (name.startsWith(prefix)) names.add(name)
+    for (const name of this.#byConsumer.keys()) if (name.startsWith(prefix)) names.add(name)
+    return names.size
+  }
+
+  /**
+   * After a config reload: each authenticated connection's subscriber is
+   * looked up again by name (the principal its consumers are namespaced by).
+   * One no longer configured closes it with 4401. A subscription that named
+   * sources the subscriber may no longer read closes with 4403; one that
+   * named none (or `*`) keeps going with the new sources (narrower or wider),
+   * as a reconnect would get. A token replaced in place under the same name
+   * does not close the connections it opened (the documented reload contract).
+   */
+  #reauthorize(): void {
+    const byName = new Map<string, Principal>()
+    for (const s of this.#relay.config.subscribers) {
+      const p = this.#relay.tokens.lookup(s.token)
+      if (p) byName.set(p.name, p)
+    }
+    for (const sub of [...this.#subs]) {
+      if (sub.state === 'auth' || sub.state === 'closed' || sub.ws === undefined) continue
+      const p = byName.get(sub.principal!.name)
+      if (!p) {
+        this.#relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'subscriber removed by reload: connection closed (4401)')
+        sub.ws.end(CLOSE.AUTH, 'token revoked: the subscriber is no longer configured')
+        continue
+      }
+      sub.principal = p
+      if (sub.state !== 'subscribed') continue
+      if (sub.followsToken) {
+        sub.sources = p.sources
+        continue
+      }
+      const lost = [...(sub.sources ?? [])].find((s) => !canRead(p, s))
+      if (lost !== undefined) {
+        this.#relay.log.info({ subscriber: p.name, consumer: sub.consumer, ip: sub.ip, source: lost }, 'source revoked by reload: subscriber closed (4403)')
+        sub.ws.end(CLOSE.FORBIDDEN, `this token may no longer read source ${lost.slice(0, 64)}`)
+      }
+    }
+  }
+
   *#lags(): Iterable<[string, number]> {
     const head = this.#relay.journal.head
     for (const [name, seq] of this.cursors.list()) yield [name, Math.max(0, head - seq)]
@@ -380,6 +457,7 @@ export class Hub {
   async #close(): Promise<void> {
     this.#closing = true
     this.#stopCommits()
+    this.#stopReload()
     for (const sub of [...this.#subs]) {
       if (sub.state !== 'closed') sub.ws?.end(CLOSE.SHUTDOWN, 'server shutting down')
     }

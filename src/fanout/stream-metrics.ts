@@ -40,7 +40,7 @@ export class StreamMetrics {
     })
     this.consumerLag = new Gauge({
       name: 'hookrelay_stream_consumer_lag',
-      help: 'Per durable consumer: journal head minus the consumer’s acked seq.',
+      help: 'Per durable consumer (label: <subscriber>/<consumer>): journal head minus the consumer’s acked seq.',
       labelNames: ['consumer'] as const,
       registers: [registry],
       collect() {

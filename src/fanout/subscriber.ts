@@ -52,10 +52,13 @@ export class Subscriber {
   state: 'auth' | 'ready' | 'subscribed' | 'closed' = 'auth'
   authTimer: NodeJS.Timeout | undefined
 
+  /** The durable consumer's key, namespaced by subscriber: `<subscriber name>/<consumer>`. */
   consumer: string | undefined
   ack = false
   /** Sources selected (already within what the token may read); null = all the token may read. */
   sources: ReadonlySet<string> | null = null
+  /** The subscription asked for no sources or `*`: `sources` follows the token's across reloads. */
+  followsToken = false
   matchEvent: ((event: string) => boolean) | null = null
   /** Last seq the pump looked at (sent or filtered out). */
   cursor = 0
@@ -87,7 +90,10 @@ export class Subscriber {
   }
 
   /** Sets up a subscription starting after `after`. */
-  start(after: number, opts: { consumer?: string; ack: boolean; sources: ReadonlySet<string> | null; matchEvent: ((e: string) => boolean) | null }): void {
+  start(
+    after: number,
+    opts: { consumer?: string; ack: boolean; sources: ReadonlySet<string> | null; followsToken?: boolean; matchEvent: ((e: string) => boolean) | null },
+  ): void {
     this.state = 'subscribed'
     this.cursor = after
     this.lastSent = after
@@ -95,6 +101,7 @@ export class Subscriber {
     this.consumer = opts.consumer
     this.ack = opts.ack
     this.sources = opts.sources
+    this.followsToken = opts.followsToken ?? opts.sources === null
     this.matchEvent = opts.matchEvent
   }
 

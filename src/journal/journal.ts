@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, accessSync, rmSync, constants as fsConstants } from 'node:fs'
-import { statfs } from 'node:fs/promises'
+import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { RelayError } from '../errors.js'
+import { Capacity } from './capacity.js'
 import { decodeEvent, encodeEvent, type StoredEvent } from './record.js'
-import type { AppendHook, IngestInput, IngestResult, RunRow } from './types.js'
+import { ingestRow, internalRow } from './run-row.js'
+import type { AppendHook, IngestInput, IngestResult, InternalInput, RunRow } from './types.js'
+
+export type { InternalInput } from './types.js'
+export { backupJournal } from './backup.js'
 
 const SCHEMA_VERSION = 1
-/** How often exact page statistics are read (they cost ~30 µs; see #noteCommitted). */
-const USAGE_REFRESH_MS = 100
-/** How many body fingerprints a run keeps to recognise retries of older revisions. */
-const REVISIONS_KEPT = 16
 
 export interface JournalOptions {
   dir: string
@@ -26,64 +26,7 @@ interface Pending {
   reject: (e: unknown) => void
 }
 
-/** An entry the relay writes itself (e.g. `mirror.completed`); never deduplicated. */
-export interface InternalInput {
-  source: string
-  event: string
-  key: string
-  body: Buffer
-  receivedAt: number
-  /** Updates the run row in the same transaction (the row exists or is created). */
-  updateRow?: (row: RunRow) => void
-  json: unknown
-}
-
 export type CommitListener = (head: number) => void
-
-/**
- * Copies the journal in `dataDir` to `<destDir>/journal.mdb` from another
- * process than the relay's (`hookrelay backup`). LMDB allows several processes
- * on one environment (they share `journal.mdb-lock`), and its copy runs inside
- * one read transaction: the copy is consistent while the relay keeps
- * committing. Opened read-only with the relay's own flags.
- *
- * @throws RelayError HOOKRELAY_JOURNAL_OPEN when there is no journal in dataDir,
- *   HOOKRELAY_JOURNAL_BACKUP when the copy fails (e.g. the destination exists).
- */
-export async function backupJournal(dataDir: string, destDir: string, compact = true): Promise<{ file: string; head: number; epoch: string }> {
-  const path = `${dataDir}/journal.mdb`
-  try {
-    accessSync(path, fsConstants.R_OK)
-  } catch (cause) {
-    throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `no journal at ${path}; check --config (data_dir)`, { cause })
-  }
-  const flags = { maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false } as const
-  // Read-only: the copy needs a read transaction only (the lock file's reader table is still shared).
-  const env = open({ path, ...flags, readOnly: true })
-  const file = `${destDir}/journal.mdb`
-  try {
-    mkdirSync(destDir, { recursive: true })
-    await env.backup(file, compact)
-  } catch (cause) {
-    throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', `cannot write ${file}: ${(cause as Error).message}; use an empty destination directory`, {
-      cause,
-    })
-  } finally {
-    await env.close()
-  }
-  // Head and epoch as the copy has them (the copy's read transaction started after any look here).
-  const copy = open({ path: file, ...flags, readOnly: true })
-  try {
-    const events = copy.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
-    const meta = copy.openDB<unknown, string>('meta', {})
-    let head = (meta.get('pruned_through') as number | undefined) ?? 0
-    for (const k of events.getKeys({ reverse: true, limit: 1 })) head = k
-    return { file, head, epoch: String(meta.get('epoch')) }
-  } finally {
-    await copy.close()
-    rmSync(`${file}-lock`, { force: true })
-  }
-}
 
 /**
  * The durable journal: one LMDB environment, written in group commits.
@@ -109,8 +52,6 @@ export class Journal {
   #head: number
   #queue: Pending[] = []
   /** Body bytes queued or committing, counted against the map and disk limits. */
-  #queuedBytes = 0
-  #usageAt = 0
   #scheduled = false
   #inflight = 0
   #idleWaiters: Array<() => void> = []
@@ -118,10 +59,7 @@ export class Journal {
   #hooks: AppendHook[] = []
   #failed: Error | undefined
   #closed = false
-  #opts: JournalOptions
-  #fsFree = Number.POSITIVE_INFINITY
-  #fsTimer: NodeJS.Timeout | undefined
-  #usedBytes = 0
+  #capacity: Capacity
   /** Databases other parts opened in this environment; counted in usedBytes. */
   #others: Database[] = []
   /** Called with each commit's duration in seconds (metrics). */
@@ -129,7 +67,6 @@ export class Journal {
 
   private constructor(opts: JournalOptions, env: RootDatabase) {
     this.dir = opts.dir
-    this.#opts = opts
     this.#env = env
     this.#events = env.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
     this.#runs = env.openDB<RunRow, [string, string]>('runs', {})
@@ -151,7 +88,7 @@ export class Journal {
     }
     this.epoch = epoch
     this.#head = this.#lastSeq()
-    this.#refreshUsage()
+    this.#capacity = new Capacity(opts.dir, () => this.#pagesInUse(), opts.mapSize, opts.minFree)
   }
 
   /**
@@ -188,9 +125,7 @@ export class Journal {
       })
     }
     const journal = new Journal(opts, env)
-    await journal.#checkDisk()
-    journal.#fsTimer = setInterval(() => void journal.#checkDisk(), 1000)
-    journal.#fsTimer.unref()
+    await journal.#capacity.start()
     return journal
   }
 
@@ -225,11 +160,21 @@ export class Journal {
 
   /** Approximate bytes of pages in use (data, not free pages). */
   get usedBytes(): number {
-    return this.#usedBytes
+    return this.#capacity.usedBytes
+  }
+
+  /**
+   * Exact bytes in use, read from LMDB's page statistics now (~30 µs).
+   * `usedBytes` between commits is a conservative estimate; retention, which
+   * decides how much to prune from it, asks for the exact figure.
+   */
+  measureUsedBytes(): number {
+    this.#capacity.refresh()
+    return this.#capacity.usedBytes
   }
 
   get mapSize(): number {
-    return this.#opts.mapSize
+    return this.#capacity.mapSize
   }
 
   /** Named databases for other parts (e.g. the mirror's job queue) in the same environment. */
@@ -278,7 +223,7 @@ export class Journal {
   #enqueue(input: IngestInput | InternalInput, internal: boolean): Promise<IngestResult> {
     return new Promise<IngestResult>((resolve, reject) => {
       this.#queue.push({ input, internal, resolve, reject })
-      this.#queuedBytes += input.body.length
+      this.#capacity.queued(input.body.length)
       if (!this.#scheduled) {
         this.#scheduled = true
         setImmediate(this.#flush)
@@ -291,15 +236,7 @@ export class Journal {
     if (this.#failed) {
       return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
     }
-    if (this.#fsFree - 2 * this.#queuedBytes < this.#opts.minFree) {
-      return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full', { status: 503 })
-    }
-    // lmdb-js grows the map by itself, so map_size is enforced here, before LMDB would fail;
-    // bytes queued but not yet committed count too, so a burst cannot overshoot.
-    if (this.#usedBytes + 2 * (this.#queuedBytes + bytes) + 65536 > this.#opts.mapSize) {
-      return new RelayError('HOOKRELAY_JOURNAL_FULL', 'the journal reached journal.map_size', { status: 503 })
-    }
-    return undefined
+    return this.#capacity.refusal(bytes)
   }
 
   #flush = (): void => {
@@ -310,7 +247,7 @@ export class Journal {
     let batchBytes = 0
     for (const p of batch) batchBytes += p.input.body.length
     if (this.#failed) {
-      this.#queuedBytes -= batchBytes
+      this.#capacity.settled(batchBytes)
       const err = new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
       for (const p of batch) p.reject(err)
       this.#settle()
@@ -339,8 +276,8 @@ export class Journal {
         () => {
           const seconds = Number(process.hrtime.bigint() - started) / 1e9
           this.#head = Math.max(this.#head, newHead)
-          this.#queuedBytes -= batchBytes
-          this.#noteCommitted(batchBytes, batch.length)
+          this.#capacity.settled(batchBytes)
+          this.#capacity.noteCommitted(batchBytes, batch.length)
           this.onCommitTimed?.(seconds, batch.length)
           for (let i = 0; i < batch.length; i++) {
             const r = results[i]!
@@ -355,7 +292,7 @@ export class Journal {
           for (const l of this.#listeners) l(this.#head)
         },
         (cause: unknown) => {
-          this.#queuedBytes -= batchBytes
+          this.#capacity.settled(batchBytes)
           // lmdb-js hangs the underlying I/O error on a second promise; it is reported here, not unhandled.
           const commitError = (cause as { commitError?: Promise<unknown> }).commitError
           commitError?.catch(() => undefined)
@@ -397,41 +334,9 @@ export class Journal {
     }
     const seq = head + 1
     const receivedAt = new Date(input.receivedAt).toISOString()
-    let row: RunRow
-    let revision: number
-    if (p.internal) {
-      const internal = input as InternalInput
-      revision = previous?.revision ?? 0
-      row = previous
-        ? { ...previous, mirror: { ...previous.mirror, objects: previous.mirror.objects.map((o) => ({ ...o })) } }
-        : {
-            source: input.source,
-            id: input.key,
-            event: input.event,
-            status: null,
-            seq,
-            revision: 0,
-            received_at: receivedAt,
-            revisions: [],
-            mirror: { state: 'none', objects: [] },
-          }
-      internal.updateRow?.(row)
-    } else {
-      const ing = input as IngestInput
-      revision = (previous?.revision ?? 0) + 1
-      const revisions = [{ sha256: ing.sha256, seq, revision }, ...(previous?.revisions ?? [])].slice(0, REVISIONS_KEPT)
-      row = {
-        source: ing.source,
-        id: ing.key,
-        event: ing.event,
-        status: ing.status ?? null,
-        seq,
-        revision,
-        received_at: receivedAt,
-        revisions,
-        mirror: previous ? previous.mirror : { state: 'none', objects: [] },
-      }
-    }
+    const { row, revision } = p.internal
+      ? internalRow(previous, input as InternalInput, seq, receivedAt)
+      : ingestRow(previous, input as IngestInput, seq, receivedAt)
     const priv =
       !p.internal && (input as IngestInput).requestId !== undefined
         ? { sha256: (input as IngestInput).sha256, request_id: (input as IngestInput).requestId }
@@ -528,7 +433,7 @@ export class Journal {
       // Only what was really removed: #lastSeq() falls back to this when the events db is empty.
       if (removed > 0) this.#meta.putSync('pruned_through', Math.max(last, (this.#meta.get('pruned_through') as number) ?? 0))
     })
-    this.#refreshUsage()
+    this.#capacity.refresh()
     return removed
   }
 
@@ -557,7 +462,7 @@ export class Journal {
 
   /** Changes the free disk space ingest requires (config reload). */
   setMinFree(bytes: number): void {
-    this.#opts = { ...this.#opts, minFree: bytes }
+    this.#capacity.minFree = bytes
   }
 
   /** Seq of the oldest entry received at or after `ms`, scanning from the start. */
@@ -568,19 +473,8 @@ export class Journal {
     return this.#head + 1
   }
 
-  /**
-   * Estimates used bytes after a commit: exact page stats (~30 µs) at most
-   * every USAGE_REFRESH_MS, and in between a conservative 2 × body + 4 KiB per
-   * entry, so the map_size check never under-counts.
-   */
-  #noteCommitted(bodyBytes: number, entries: number): void {
-    const now = performance.now()
-    if (now - this.#usageAt >= USAGE_REFRESH_MS) this.#refreshUsage()
-    else this.#usedBytes += 2 * bodyBytes + 4096 * entries
-  }
-
-  #refreshUsage(): void {
-    this.#usageAt = performance.now()
+  /** Exact bytes of LMDB pages in use by every database (not free pages). */
+  #pagesInUse(): number {
     const env = this.#env.getStats() as {
       pageSize: number
       treeBranchPageCount: number
@@ -589,20 +483,10 @@ export class Journal {
     }
     let pages = env.treeBranchPageCount + env.treeLeafPageCount + env.overflowPages
     for (const db of [this.#events, this.#runs, this.#cursors, this.#meta, ...this.#others] as Database[]) {
-      const s = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
-      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages
+      const st = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+      pages += st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages
     }
-    this.#usedBytes = pages * env.pageSize
-  }
-
-  async #checkDisk(): Promise<void> {
-    try {
-      const s = await statfs(this.dir)
-      this.#fsFree = s.bavail * s.bsize
-    } catch {
-      // The directory vanished or the filesystem does not answer: refuse rather than guess.
-      this.#fsFree = 0
-    }
+    return pages * env.pageSize
   }
 
   /** Resolves when no commit is queued or running. */
@@ -618,7 +502,7 @@ export class Journal {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    clearInterval(this.#fsTimer)
+    this.#capacity.stop()
     await this.idle()
     await this.#env.close()
   }

@@ -151,7 +151,7 @@ export class Retention {
         if (e.receivedAt >= cutoff) break
         ageThrough = e.seq
       }
-      const used = j.usedBytes
+      const used = j.measureUsedBytes()
       const sizeThrough = used > maxBytes ? throughForBytes(oldest, used - maxBytes) : 0
       const forced = used > hardBytes
       const floor = this.floor()

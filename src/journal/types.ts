@@ -77,3 +77,15 @@ export interface AppendContext {
   internal: boolean
 }
 export type AppendHook = (ctx: AppendContext) => void
+
+/** An entry the relay writes itself (e.g. `mirror.completed`); never deduplicated. */
+export interface InternalInput {
+  source: string
+  event: string
+  key: string
+  body: Buffer
+  receivedAt: number
+  /** Updates the run row in the same transaction (the row exists or is created). */
+  updateRow?: (row: RunRow) => void
+  json: unknown
+}

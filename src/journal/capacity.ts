@@ -1,0 +1,98 @@
+import { statfs } from 'node:fs/promises'
+import { RelayError } from '../errors.js'
+
+/** How often exact page statistics are read (they cost ~30 µs; see noteCommitted). */
+const USAGE_REFRESH_MS = 100
+/** How often free disk space is read. */
+const DISK_CHECK_MS = 1000
+
+/**
+ * Keeps the journal inside its limits: `journal.map_size` (lmdb-js grows the
+ * map by itself, so the limit is enforced here, before LMDB would fail) and
+ * `journal.min_free` on the disk. Bytes queued but not yet committed count
+ * too, so a burst of large bodies cannot overshoot either limit.
+ */
+export class Capacity {
+  #dir: string
+  #measure: () => number
+  #mapSize: number
+  #minFree: number
+  #usedBytes = 0
+  #usageAt = 0
+  #queued = 0
+  #fsFree = Number.POSITIVE_INFINITY
+  #timer: NodeJS.Timeout | undefined
+
+  /** `measure` returns the exact bytes of pages in use (LMDB page statistics). */
+  constructor(dir: string, measure: () => number, mapSize: number, minFree: number) {
+    this.#dir = dir
+    this.#measure = measure
+    this.#mapSize = mapSize
+    this.#minFree = minFree
+    this.refresh()
+  }
+
+  /** Reads free disk space now, then every second until `stop()`. */
+  async start(): Promise<void> {
+    await this.#checkDisk()
+    this.#timer = setInterval(() => void this.#checkDisk(), DISK_CHECK_MS)
+    this.#timer.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#timer)
+  }
+
+  get usedBytes(): number {
+    return this.#usedBytes
+  }
+
+  get mapSize(): number {
+    return this.#mapSize
+  }
+
+  set minFree(bytes: number) {
+    this.#minFree = bytes
+  }
+
+  queued(bytes: number): void {
+    this.#queued += bytes
+  }
+
+  settled(bytes: number): void {
+    this.#queued -= bytes
+  }
+
+  /** Exact page statistics. */
+  refresh(): void {
+    this.#usageAt = performance.now()
+    this.#usedBytes = this.#measure()
+  }
+
+  /** After a commit: exact at most every 100 ms, in between a conservative 2 × body + 4 KiB per entry. */
+  noteCommitted(bodyBytes: number, entries: number): void {
+    if (performance.now() - this.#usageAt >= USAGE_REFRESH_MS) this.refresh()
+    else this.#usedBytes += 2 * bodyBytes + 4096 * entries
+  }
+
+  /** Why an entry of `bytes` would not fit now, or undefined. */
+  refusal(bytes: number): RelayError | undefined {
+    if (this.#fsFree - 2 * this.#queued < this.#minFree) {
+      return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full', { status: 503 })
+    }
+    if (this.#usedBytes + 2 * (this.#queued + bytes) + 65536 > this.#mapSize) {
+      return new RelayError('HOOKRELAY_JOURNAL_FULL', 'the journal reached journal.map_size', { status: 503 })
+    }
+    return undefined
+  }
+
+  async #checkDisk(): Promise<void> {
+    try {
+      const s = await statfs(this.#dir)
+      this.#fsFree = s.bavail * s.bsize
+    } catch {
+      // The directory vanished or the filesystem does not answer: refuse rather than guess.
+      this.#fsFree = 0
+    }
+  }
+}
