@@ -14,6 +14,8 @@ const S1 = 'whsec_reload_first_secret_000000000001'
 const S2 = 'whsec_reload_second_secret_00000000002'
 const T1 = 'hr_reload_token_one'
 const T2 = 'hr_reload_token_two'
+/** A second subscriber whose token never changes: its stream must survive every reload. */
+const T3 = 'hr_reload_token_stable'
 
 function yaml(dataDir: string, secrets: string[], token: string, port = 0): string {
   return `
@@ -24,6 +26,7 @@ sources:
     verify: { scheme: runflow, secrets: ${JSON.stringify(secrets)} }
 subscribers:
   - { name: app, token: ${token}, sources: ["*"] }
+  - { name: ops, token: ${T3}, sources: ["*"] }
 log: { level: info }
 `
 }
@@ -43,8 +46,21 @@ t.test('SIGHUP: good, invalid and restart-only configs', async (t) => {
   }
   t.equal((await send(S1)).status, 200)
 
+  // A subscriber on the rotated token: its stream is cut with 4401 (a leaked token must stop reading).
+  const rotated = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/stream`, { headers: { authorization: `Bearer ${T1}` } })
+  t.teardown(() => rotated.terminate())
+  const rotatedClosed = new Promise<number>((resolve) => rotated.on('close', (code) => resolve(code)))
+  await new Promise<void>((resolve, reject) => {
+    rotated.on('error', reject)
+    rotated.on('message', (data) => {
+      const f = JSON.parse(data.toString()) as { type: string }
+      if (f.type === 'welcome') rotated.send(JSON.stringify({ type: 'subscribe', after: 'latest' }))
+      if (f.type === 'subscribed') resolve()
+    })
+  })
+
   // A subscriber that must survive every reload.
-  const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/stream`, { headers: { authorization: `Bearer ${T1}` } })
+  const ws = new WebSocket(`ws://127.0.0.1:${relay.port}/v1/stream`, { headers: { authorization: `Bearer ${T3}` } })
   t.teardown(() => ws.terminate())
   let closed = false
   ws.on('close', () => (closed = true))
@@ -75,7 +91,8 @@ t.test('SIGHUP: good, invalid and restart-only configs', async (t) => {
   t.equal(a.status, 200, 'the new secret verifies')
   await event
   t.same(seen, [a.json.seq], 'the subscriber connected before the reload got the event')
-  t.equal(closed, false, 'no connection dropped')
+  t.equal(closed, false, 'the stable subscriber kept its connection')
+  t.equal(await rotatedClosed, 4401, 'the stream opened with the rotated-out token was closed')
   t.equal((await get(`${relay.base}/v1/events?after=0`, T1)).status, 401, 'old token refused')
   t.equal((await get(`${relay.base}/v1/events?after=0`, T2)).status, 200, 'new token accepted')
   let text = await scrape(relay.base)

@@ -212,8 +212,10 @@ export class Hub {
       return
     }
     let principal: Principal | undefined
+    let token: string | undefined
     if (authorization !== '') {
-      principal = this.#relay.tokens.fromHeader(authorization)
+      token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
+      principal = this.#relay.tokens.lookup(token)
       if (!principal) {
         sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
           headers: { 'www-authenticate': 'Bearer' },
@@ -222,7 +224,9 @@ export class Hub {
       }
     }
     this.#perIp.set(ip, count + 1)
-    res.upgrade<SocketData>({ sub: new Subscriber(this.#nextId++, ip, principal) }, key, protocol, extensions, context)
+    const sub = new Subscriber(this.#nextId++, ip, principal)
+    sub.token = token
+    res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
   }
 
   #open(ws: WebSocket<SocketData>): void {
@@ -269,6 +273,7 @@ export class Hub {
       }
       clearTimeout(sub.authTimer)
       sub.principal = principal
+      sub.token = frame.token
       this.#welcome(sub)
       return
     }
@@ -407,26 +412,21 @@ export class Hub {
   }
 
   /**
-   * After a config reload: each authenticated connection's subscriber is
-   * looked up again by name (the principal its consumers are namespaced by).
-   * One no longer configured closes it with 4401. A subscription that named
-   * sources the subscriber may no longer read closes with 4403; one that
-   * named none (or `*`) keeps going with the new sources (narrower or wider),
-   * as a reconnect would get. A token replaced in place under the same name
-   * does not close the connections it opened (the documented reload contract).
+   * After a config reload: each authenticated connection's token is looked
+   * up again. A token no longer configured (the subscriber removed, or its
+   * token rotated: the point of rotating a leaked token) closes the
+   * connection with 4401, and the client reconnects with the new token. A
+   * subscription that named sources the subscriber may no longer read closes
+   * with 4403; one that named none (or `*`) keeps going with the new sources
+   * (narrower or wider), as a reconnect would get.
    */
   #reauthorize(): void {
-    const byName = new Map<string, Principal>()
-    for (const s of this.#relay.config.subscribers) {
-      const p = this.#relay.tokens.lookup(s.token)
-      if (p) byName.set(p.name, p)
-    }
     for (const sub of [...this.#subs]) {
       if (sub.state === 'auth' || sub.state === 'closed' || sub.ws === undefined) continue
-      const p = byName.get(sub.principal!.name)
-      if (!p) {
-        this.#relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'subscriber removed by reload: connection closed (4401)')
-        sub.ws.end(CLOSE.AUTH, 'token revoked: the subscriber is no longer configured')
+      const p = this.#relay.tokens.lookup(sub.token)
+      if (!p || p.name !== sub.principal!.name) {
+        this.#relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'token revoked by reload: connection closed (4401)')
+        sub.ws.end(CLOSE.AUTH, 'token revoked: reconnect with a configured token')
         continue
       }
       sub.principal = p

@@ -49,6 +49,8 @@ export class Subscriber {
   readonly ip: string
   ws: WebSocket<SocketData> | undefined
   principal: Principal | undefined
+  /** The token it authenticated with, re-checked on config reload. */
+  token: string | undefined
   state: 'auth' | 'ready' | 'subscribed' | 'closed' = 'auth'
   authTimer: NodeJS.Timeout | undefined
 
