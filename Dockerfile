@@ -3,7 +3,7 @@
 # are glibc-only, so not Alpine). Build for the machine it runs on, or both:
 #   docker buildx build --platform linux/amd64,linux/arm64 -t hookrelay .
 # Run (see README "Docker"):
-#   docker run -d --init --name hookrelay -p 8080:8080 -v hookrelay-data:/var/lib/hookrelay \
+#   docker run -d --name hookrelay -p 8080:8080 -v hookrelay-data:/var/lib/hookrelay \
 #     -e RUNFLOW_WEBHOOK_SECRET=whsec_… -e HOOKRELAY_TOKEN=… hookrelay
 # scripts/docker-dry-build.sh runs these same steps without Docker.
 
@@ -23,7 +23,7 @@ RUN npm run build
 # ---- runtime ---------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
 # tini reaps zombies and forwards SIGTERM/SIGHUP to node (PID 1 ignores signals
-# it has no handler for). With `docker run --init` Docker's own init does the same.
+# it has no handler for), so the image needs no `docker run --init`.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
