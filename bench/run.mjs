@@ -190,6 +190,7 @@ if (only.has('fanout') || only.has('memory')) {
   syncDisks()
   try {
     if (only.has('fanout')) {
+      if (!Q) await waitQuiet(20_000)
       const s = await startServer('hookrelay', { dir })
       const subs = forkSubscribers({ port: s.port, n: 1, after: 0 })
       const live = await subs.next('live')
@@ -201,6 +202,7 @@ if (only.has('fanout') || only.has('memory')) {
     if (only.has('memory')) {
       // A fresh relay on the same journal: one subscriber asks for everything
       // (after: 0) and never reads; full ingest load meanwhile.
+      if (!Q) await waitQuiet(20_000)
       const s = await startServer('hookrelay', { dir })
       await sleep(1000)
       const idle = rssMB(s.pid)
@@ -234,6 +236,7 @@ if (only.has('fanout') || only.has('memory')) {
 if (only.has('fanout')) {
   results.live = {}
   for (const n of P.liveSubs) {
+    if (!Q) await waitQuiet(20_000)
     const s = await startServer('hookrelay')
     try {
       const subs = forkSubscribers({ port: s.port, n, after: 'latest' })
@@ -262,6 +265,7 @@ if (only.has('fanout')) {
   }
   results.e2e = {}
   for (const n of [1, 10]) {
+    if (!Q) await waitQuiet(20_000)
     const s = await startServer('hookrelay')
     try {
       const r = await runNodeJson(join(BENCH, 'lib/open-loop.mjs'), [

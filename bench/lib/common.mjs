@@ -396,6 +396,10 @@ export function machine() {
     mem: sh("free -h | awk '/^Mem:/{print $2}'"),
     kernel: sh('uname -r'),
     disk: sh(`df -h ${ROOT} | tail -1 | awk '{print $1" "$2}'`),
+    // the code measured: dist/ is built from this commit (plus this many modified files under src/)
+    commit: sh(`git -C ${ROOT} rev-parse --short HEAD`),
+    src_modified: Number(sh(`git -C ${ROOT} status --porcelain -- src | wc -l`)),
+    dist_built: sh(`date -u -r ${ROOT}/dist/cli.js +%Y-%m-%dT%H:%M:%SZ`),
     date: new Date().toISOString(),
   }
 }

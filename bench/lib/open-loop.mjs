@@ -159,6 +159,11 @@ function report() {
     errors,
     non2xx,
   }
+  if (o.slow !== undefined) {
+    // when (s since start) the requests slower than `slow` ms were due: clustered = a stall
+    out.slow = []
+    for (let i = from; i < total; i++) if (doneAt[i] - intended[i] > o.slow) out.slow.push(Math.round(intended[i] - start) / 1000)
+  }
   if (receipt) {
     const e2e = []
     const fromSend = []
