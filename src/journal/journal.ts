@@ -259,16 +259,27 @@ export class Journal {
     this.#inflight++
     this.#env
       .transaction(() => {
-        newHead = this.#lastSeq()
-        for (let i = 0; i < batch.length; i++) {
-          const p = batch[i]!
-          // Each entry in a child transaction: one that throws (a hook, a
-          // value LMDB refuses) is rolled back and rejected alone, without
-          // taking its batch, or the relay, down with it.
-          try {
-            newHead = this.#env.childTransaction(() => this.#write(p, newHead, results, i)) as unknown as number
-          } catch (e) {
-            results[i] = e instanceof Error ? e : new Error(String(e))
+        const base = this.#lastSeq()
+        // The whole batch in one child transaction (the common case pays one
+        // nesting per batch, not per entry). If an entry throws (a hook, a
+        // value LMDB refuses), that child is rolled back and each entry is
+        // written in a child of its own, so the bad one fails alone without
+        // taking its batch, or the relay, down with it.
+        try {
+          newHead = this.#env.childTransaction(() => {
+            let h = base
+            for (let i = 0; i < batch.length; i++) h = this.#write(batch[i]!, h, results, i)
+            return h
+          }) as unknown as number
+        } catch {
+          newHead = base
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i]!
+            try {
+              newHead = this.#env.childTransaction(() => this.#write(p, newHead, results, i)) as unknown as number
+            } catch (e) {
+              results[i] = e instanceof Error ? e : new Error(String(e))
+            }
           }
         }
       })
