@@ -2,7 +2,6 @@
 // real `ws` clients: durable consumers belong to one subscriber (token), the
 // caps on consumer names, consumers per subscriber and event globs, and a
 // config reload that revokes a token or a source cutting open streams.
-import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import WebSocket from 'ws'
@@ -11,6 +10,7 @@ import { fanoutExtension, MAX_CONSUMERS_PER_SUBSCRIBER, type Hub } from '../src/
 import { MAX_EVENT_GLOBS, MAX_GLOB_LENGTH } from '../src/fanout/frames.js'
 import type { Relay } from '../src/relay.js'
 import { TOKEN, TOKEN_GH, get, startTestRelay, testConfigYaml } from './helpers/relay.js'
+import { Conn, connect } from './helpers/ws-conn.js'
 
 interface TapLike {
   testdir(fixture?: unknown): string
@@ -23,60 +23,6 @@ async function startHub(t: TapLike) {
     relay: { extensions: [fanoutExtension({ ackFlushMs: 10, onHub: (h) => (hub = h) })] },
   })
   return { relay, base, dir, hub: hub!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
-}
-
-/** A `ws` client that queues parsed frames so a test can await them one by one. */
-class Conn {
-  readonly ws: WebSocket
-  readonly frames: any[] = []
-  readonly closed: Promise<{ code: number; reason: string }>
-  #waiters: Array<() => void> = []
-  constructor(ws: WebSocket) {
-    this.ws = ws
-    ws.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)))
-      for (const w of this.#waiters.splice(0)) w()
-    })
-    this.closed = new Promise((resolve) => {
-      ws.on('close', (code, reason) => {
-        resolve({ code, reason: reason.toString() })
-        for (const w of this.#waiters.splice(0)) w()
-      })
-    })
-  }
-  /** The next frame; throws when the connection closes or nothing comes for a while (so a failure does not hang the file). */
-  async next(): Promise<any> {
-    const giveUp = Date.now() + 5000
-    while (this.frames.length === 0) {
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('closed while waiting for a frame')
-      if (Date.now() >= giveUp) throw new Error('no frame within 5 s')
-      await new Promise<void>((r) => {
-        const timer = setTimeout(r, 250)
-        this.#waiters.push(() => {
-          clearTimeout(timer)
-          r()
-        })
-      })
-    }
-    return this.frames.shift()
-  }
-  /** How the connection ended, or code 0 when it is still open after 5 s (so a failure does not hang the file). */
-  end(): Promise<{ code: number; reason: string }> {
-    let timer: NodeJS.Timeout | undefined
-    const open = new Promise<{ code: number; reason: string }>((r) => (timer = setTimeout(() => r({ code: 0, reason: 'still open after 5 s' }), 5000)))
-    return Promise.race([this.closed, open]).finally(() => clearTimeout(timer))
-  }
-  send(v: unknown): void {
-    this.ws.send(typeof v === 'string' ? v : JSON.stringify(v))
-  }
-}
-
-async function connect(t: TapLike, url: string, token?: string): Promise<Conn> {
-  const ws = new WebSocket(url, token ? { headers: { authorization: `Bearer ${token}` } } : {})
-  t.teardown(() => ws.terminate())
-  const c = new Conn(ws)
-  await once(ws, 'open')
-  return c
 }
 
 /** Welcome, then subscribe; resolves with what the relay answered the subscribe. */

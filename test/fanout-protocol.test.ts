@@ -3,12 +3,12 @@ import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
 import t from 'tap'
-import WebSocket from 'ws'
 import { fanoutExtension, type Hub, type HubOptions } from '../src/fanout/hub.js'
 import type { Relay } from '../src/relay.js'
 import { sampleRunflowCallback } from '../src/sample.js'
 import { signGithub } from '../src/verify/sign.js'
 import { TOKEN, TOKEN_GH, post, postRunflow, startTestRelay } from './helpers/relay.js'
+import { Conn, connect } from './helpers/ws-conn.js'
 
 interface TapLike {
   testdir(fixture?: unknown): string
@@ -23,45 +23,6 @@ async function startHub(t: TapLike, opts: { extra?: string; hub?: HubOptions; di
     relay: { extensions: [fanoutExtension({ ...opts.hub, onHub: (h) => (hub = h) })] },
   })
   return { relay, base, dir, hub: hub!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
-}
-
-/** A `ws` client that queues parsed frames so a test can await them one by one. */
-class Conn {
-  readonly ws: WebSocket
-  readonly frames: any[] = []
-  readonly closed: Promise<{ code: number; reason: string }>
-  #waiters: Array<() => void> = []
-  constructor(ws: WebSocket) {
-    this.ws = ws
-    ws.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)))
-      for (const w of this.#waiters.splice(0)) w()
-    })
-    this.closed = new Promise((resolve) => {
-      ws.on('close', (code, reason) => {
-        resolve({ code, reason: reason.toString() })
-        for (const w of this.#waiters.splice(0)) w()
-      })
-    })
-  }
-  async next(): Promise<any> {
-    while (this.frames.length === 0) {
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('closed while waiting for a frame')
-      await new Promise<void>((r) => this.#waiters.push(r))
-    }
-    return this.frames.shift()
-  }
-  send(v: unknown): void {
-    this.ws.send(typeof v === 'string' ? v : JSON.stringify(v))
-  }
-}
-
-async function connect(t: TapLike, url: string, token?: string): Promise<Conn> {
-  const ws = new WebSocket(url, token ? { headers: { authorization: `Bearer ${token}` } } : {})
-  t.teardown(() => ws.terminate())
-  const c = new Conn(ws)
-  await once(ws, 'open')
-  return c
 }
 
 /** The HTTP status a failed upgrade gets (and proof it was not 101). */

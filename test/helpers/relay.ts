@@ -61,8 +61,8 @@ export interface Answer {
   headers: Headers
 }
 
-export async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } })
+/** The answer with its body parsed as JSON when it is JSON (else the text). */
+async function answer(res: Response): Promise<Answer> {
   const text = await res.text()
   let json: unknown
   try {
@@ -71,6 +71,10 @@ export async function post(url: string, body: string | Buffer, headers: Record<s
     json = text
   }
   return { status: res.status, json, headers: res.headers }
+}
+
+export async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+  return answer(await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } }))
 }
 
 /** Posts a Runflow callback signed with `secret` (default SECRET). */
@@ -79,13 +83,5 @@ export function postRunflow(base: string, body: string | Buffer, secret = SECRET
 }
 
 export async function get(url: string, token?: string): Promise<Answer> {
-  const res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })
-  const text = await res.text()
-  let json: unknown
-  try {
-    json = JSON.parse(text)
-  } catch {
-    json = text
-  }
-  return { status: res.status, json, headers: res.headers }
+  return answer(await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }))
 }
