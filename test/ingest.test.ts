@@ -209,7 +209,7 @@ t.test('50 concurrent identical requests make exactly one entry', async (t) => {
 })
 
 t.test('concurrent distinct callbacks share commits and get gapless seqs', async (t) => {
-  const { relay, base } = await startTestRelay(t)
+  const { base } = await startTestRelay(t)
   const answers = await Promise.all(Array.from({ length: 200 }, () => postRunflow(base, sampleRunflowCallback())))
   const seqs = answers.map((a) => a.json.seq as number).sort((a, b) => a - b)
   t.same(seqs, Array.from({ length: 200 }, (_, i) => i + 1))
