@@ -4,7 +4,7 @@
 // wrk load, then 5 s at a fixed 5k req/s offered; medians reported. Each run gets a fresh data dir.
 //   node bench/ab.mjs <distA> <distB> [rounds=4] [seconds=8]
 import { join, resolve } from 'node:path'
-import { BENCH, runNodeJson, ensureWrk, median, removeDir, runWrk, startServer, syncDisks, tempDir, writePool, cpuSeconds, machineBusySeconds } from './lib/common.mjs'
+import { BENCH, runNodeJson, waitQuiet, ensureWrk, median, removeDir, runWrk, startServer, syncDisks, tempDir, writePool, cpuSeconds, machineBusySeconds } from './lib/common.mjs'
 
 const [a, b, roundsArg, secondsArg] = process.argv.slice(2)
 const dists = { A: resolve(a), B: resolve(b) }
@@ -18,6 +18,7 @@ syncDisks()
 const res = { A: [], B: [] }
 for (let r = 0; r < rounds; r++) {
   for (const k of r % 2 === 0 ? ['A', 'B'] : ['B', 'A']) {
+    await waitQuiet(30_000) // other users of the VM: wait (≤ 30 s) for a quiet second
     const s = await startServer('hookrelay', { dist: dists[k] })
     await runWrk({ wrk, port: s.port, pool: warm, duration: 1, threads: 1 })
     const c0 = cpuSeconds(s.pid)
