@@ -2,7 +2,7 @@
 // Everything listens on 127.0.0.1 only; every process started here is killed by pid.
 import { fork, spawn, spawnSync, execFileSync } from 'node:child_process'
 import { createHmac, randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, createWriteStream, existsSync } from 'node:fs'
+import { mkdtempSync, rmSync, rmdirSync, readFileSync, writeFileSync, createWriteStream, existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -42,7 +42,7 @@ export function cleanup() {
   for (const d of made) rmSync(d, { recursive: true, force: true })
   made.clear()
   try {
-    rmSync(TMP_ROOT, { recursive: false })
+    rmdirSync(TMP_ROOT) // only when empty: another harness run may be using it
   } catch {}
 }
 process.on('exit', cleanup)
