@@ -39,7 +39,11 @@ export type CommitListener = (head: number) => void
  *
  * Group commit: every `ingest()` of one event-loop turn is queued and written
  * in one transaction started from `setImmediate`; while it commits on lmdb's
- * writer thread, the next turn's requests gather for the next one.
+ * writer thread, the next turn's requests gather for the next one. Seqs are
+ * assigned inside the transaction from the last key, so they stay gapless.
+ *
+ * Limits: `Capacity` refuses entries (503) before the map or the disk would
+ * fill; an I/O error on commit makes the journal fail-stop (`failed`).
  */
 export class Journal {
   readonly epoch: string
@@ -51,7 +55,6 @@ export class Journal {
   #meta: Database<unknown, string>
   #head: number
   #queue: Pending[] = []
-  /** Body bytes queued or committing, counted against the map and disk limits. */
   #scheduled = false
   #inflight = 0
   #idleWaiters: Array<() => void> = []
@@ -151,8 +154,8 @@ export class Journal {
 
   /**
    * Why an entry of `bytes` would be refused right now (closing, failed, disk
-   * or map full), or undefined when it would be accepted. `/readyz` asks with
-   * the largest `max_body`.
+   * or map full), or undefined when it would be accepted. `/readyz` asks for
+   * an ordinary 64 KiB callback.
    */
   refusal(bytes = 0): RelayError | undefined {
     return this.#refusal(bytes)
