@@ -111,7 +111,7 @@ async function serve(args: string[]): Promise<void> {
   } catch (e) {
     fail(`cannot prepare data_dir ${loaded.data_dir}: ${(e as Error).message}`, EX_CONFIG)
   }
-  const { startAppliance, reloadFromFile } = await import('./appliance.js')
+  const { startAppliance, reloadFromFile } = await loadNativeParts()
   // SIGHUP's default action ends the process: until the relay runs, there is nothing to reload into.
   let onHangup = (): void => log.warn('SIGHUP before the relay started: ignored')
   process.on('SIGHUP', () => onHangup())
@@ -121,7 +121,7 @@ async function serve(args: string[]): Promise<void> {
   } catch (e) {
     log.fatal({ err: e }, 'hookrelay could not start')
     log.flush()
-    fail(e instanceof Error ? e.message : String(e), e instanceof RelayError && e.code === 'HOOKRELAY_HTTP_LISTEN' ? 1 : 1)
+    fail(e instanceof RelayError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e))
   }
   process.on('unhandledRejection', (err: unknown) => {
     // lmdb-js rejects one internal promise per failed commit besides the one
@@ -167,6 +167,28 @@ async function serve(args: string[]): Promise<void> {
   }
   void log
   log = relay.log
+}
+
+/**
+ * Loads the parts with native modules, uWebSockets.js first, and turns a
+ * missing binary into one clear line (what is missing, on what, what to do)
+ * instead of a loader stack trace.
+ */
+async function loadNativeParts(): Promise<typeof import('./appliance.js')> {
+  try {
+    await import('./http/uws.js')
+    return await import('./appliance.js')
+  } catch (e) {
+    if (e instanceof RelayError) fail(`${e.code}: ${e.message}`)
+    const msg = e instanceof Error ? e.message : String(e)
+    if (/No native build was found/.test(msg)) {
+      fail(
+        `HOOKRELAY_LMDB_NATIVE: lmdb has no native build for Node ${process.version} on ${process.platform}-${process.arch}: ` +
+          `${msg.split('\n')[0]}. hookrelay runs on Node 20 on linux x64, arm64 or armv7: install Node 20 and run \`npm ci\` again.`,
+      )
+    }
+    throw e
+  }
 }
 
 function checkConfig(args: string[]): void {

@@ -119,6 +119,20 @@ t.test('send with a file and a wrong secret: prints the 401 and exits 1', async 
   t.match(good.stdout, /^200 /)
 })
 
+t.test('serve: no uWebSockets.js binary for this platform: one clear line, no fallback server', async (t) => {
+  const dir = t.testdir()
+  const file = writeConfig(dir, testConfigYaml(join(dir, 'data')))
+  const fake = join(import.meta.dirname, 'fixtures', 'fake-arch.cjs')
+  const r = await run(process.execPath, ['-r', fake, CLI, 'serve', '--config', file], { timeout: 20000 }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  )
+  t.equal(r.code, 1)
+  t.match(r.stderr, /HOOKRELAY_UWS_NATIVE: uWebSockets\.js has no working native binary for Node v20\.\d+\.\d+ on linux-mips/)
+  t.match(r.stderr, /install Node 20/)
+  t.notMatch(r.stderr, /Falling back/, 'never the package\'s pure-JS server')
+})
+
 t.test('serve: an unusable data_dir fails at start with a clear message', async (t) => {
   const dir = t.testdir({ 'not-a-dir': 'x' })
   const file = writeConfig(dir, testConfigYaml(join(dir, 'not-a-dir', 'data')))
