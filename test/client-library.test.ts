@@ -10,7 +10,7 @@ import { loadConfigText } from '../src/config/load.js'
 import { fanoutExtension } from '../src/fanout/hub.js'
 import { Relay } from '../src/relay.js'
 import { sampleRunflowCallback } from '../src/sample.js'
-import { TOKEN, postRunflow, silent, testConfigYaml } from './helpers/relay.js'
+import { TOKEN, postRunflow, silent, testConfigYaml, ingestDirect } from './helpers/relay.js'
 
 interface TapLike {
   testdir(fixture?: unknown): string
@@ -288,23 +288,7 @@ t.test('close() and AbortSignal stop cleanly; a paused socket resumes under a sl
   t.notOk(sub.connected)
 
   // 3000 events through a 50-event client buffer: the socket pauses and resumes.
-  const { createHash } = await import('node:crypto')
-  await Promise.all(
-    Array.from({ length: 3000 }, (_, i) => {
-      const body = Buffer.from(`{"event":"run.completed","run_id":"p${i}"}`)
-      return relay.journal.ingest({
-        source: 'runflow',
-        event: 'run.completed',
-        key: `p${i}`,
-        status: undefined,
-        body,
-        sha256: createHash('sha256').update(body).digest('hex'),
-        receivedAt: Date.now(),
-        requestId: undefined,
-        json: null,
-      })
-    }),
-  )
+  await Promise.all(Array.from({ length: 3000 }, (_, i) => ingestDirect(relay, `p${i}`)))
   const slow = subscribe({ url, token: TOKEN, after: 0, highWater: 50, backoff: fast })
   t.teardown(() => slow.close())
   let expect = 1

@@ -2,14 +2,13 @@
 // real `ws` clients: durable consumers belong to one subscriber (token), the
 // caps on consumer names, consumers per subscriber and event globs, and a
 // config reload that revokes a token or a source cutting open streams.
-import { createHash } from 'node:crypto'
 import t from 'tap'
 import WebSocket from 'ws'
 import { loadConfigText } from '../src/config/load.js'
 import { fanoutExtension, MAX_CONSUMERS_PER_SUBSCRIBER, type Hub } from '../src/fanout/hub.js'
 import { MAX_EVENT_GLOBS, MAX_GLOB_LENGTH } from '../src/fanout/frames.js'
 import type { Relay } from '../src/relay.js'
-import { TOKEN, TOKEN_GH, get, startTestRelay, testConfigYaml } from './helpers/relay.js'
+import { TOKEN, TOKEN_GH, get, startTestRelay, testConfigYaml, ingestDirect } from './helpers/relay.js'
 import { Conn, connect } from './helpers/ws-conn.js'
 
 interface TapLike {
@@ -41,18 +40,7 @@ async function ingest(relay: Relay, n: number, opts: { source?: string; event?: 
   let seq = 0
   for (let i = 0; i < n; i++) {
     const key = `k${++keyN}`
-    const body = Buffer.from(`{"event":${JSON.stringify(event)},"run_id":"${key}"}`)
-    const r = await relay.journal.ingest({
-      source,
-      event,
-      key,
-      status: 'succeeded',
-      body,
-      sha256: createHash('sha256').update(body).digest('hex'),
-      receivedAt: Date.now(),
-      requestId: undefined,
-      json: JSON.parse(body.toString()),
-    })
+    const r = await ingestDirect(relay, key, { source, event })
     seq = r.seq
   }
   return seq

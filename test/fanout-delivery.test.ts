@@ -1,6 +1,5 @@
 // Black-box delivery guarantees of /v1/stream: random disconnect schedules, bursts
 // to many subscribers, a stalled subscriber, durable consumers across reconnects.
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
@@ -8,7 +7,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { fanoutExtension, type Hub } from '../src/fanout/hub.js'
 import type { Relay } from '../src/relay.js'
-import { TOKEN, startTestRelay } from './helpers/relay.js'
+import { TOKEN, startTestRelay, ingestDirect } from './helpers/relay.js'
 
 interface TapLike {
   testdir(fixture?: unknown): string
@@ -33,20 +32,7 @@ async function ingest(relay: Relay, n: number, opts: { source?: string; pad?: nu
   const all: Array<Promise<{ seq: number }>> = []
   for (let i = 0; i < n; i++) {
     const key = `k${++keyN}`
-    const body = Buffer.from(`{"event":"run.completed","run_id":"${key}","pad":"${pad}"}`)
-    all.push(
-      relay.journal.ingest({
-        source,
-        event: 'run.completed',
-        key,
-        status: 'succeeded',
-        body,
-        sha256: createHash('sha256').update(body).digest('hex'),
-        receivedAt: Date.now(),
-        requestId: undefined,
-        json: null,
-      }),
-    )
+    all.push(ingestDirect(relay, key, { source, body: `{"event":"run.completed","run_id":"${key}","pad":"${pad}"}` }))
   }
   const r = await Promise.all(all)
   return r[r.length - 1]?.seq ?? relay.journal.head

@@ -7,7 +7,7 @@ import { fanoutExtension, type Hub, type HubOptions } from '../src/fanout/hub.js
 import type { Relay } from '../src/relay.js'
 import { sampleRunflowCallback } from '../src/sample.js'
 import { signGithub } from '../src/verify/sign.js'
-import { TOKEN, TOKEN_GH, post, postRunflow, startTestRelay } from './helpers/relay.js'
+import { TOKEN, TOKEN_GH, post, postRunflow, startTestRelay, ingestDirect } from './helpers/relay.js'
 import { Conn, connect } from './helpers/ws-conn.js'
 
 interface TapLike {
@@ -63,20 +63,7 @@ async function ingest(relay: Relay, n: number, opts: { source?: string; event?: 
   const all: Array<Promise<{ seq: number }>> = []
   for (let i = 0; i < n; i++) {
     const key = `k${++keyN}`
-    const body = Buffer.from(`{"event":${JSON.stringify(event)},"run_id":"${key}","pad":"${pad}"}`)
-    all.push(
-      relay.journal.ingest({
-        source,
-        event,
-        key,
-        status: 'succeeded',
-        body,
-        sha256: createHash('sha256').update(body).digest('hex'),
-        receivedAt: Date.now(),
-        requestId: undefined,
-        json: JSON.parse(body.toString()),
-      }),
-    )
+    all.push(ingestDirect(relay, key, { source, event, body: `{"event":${JSON.stringify(event)},"run_id":"${key}","pad":"${pad}"}` }))
   }
   const r = await Promise.all(all)
   return r[r.length - 1]?.seq ?? relay.journal.head

@@ -4,7 +4,7 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import { signGithub, signRunflow } from '../src/verify/sign.js'
-import { SECRET, TOKEN, TOKEN_GH, get, post, postRunflow, startTestRelay } from './helpers/relay.js'
+import { SECRET, TOKEN, TOKEN_GH, get, post, postRunflow, startTestRelay, ingestDirect } from './helpers/relay.js'
 
 t.test('an over-long idempotency key is a 400, and the relay stays up', async (t) => {
   const { relay, base } = await startTestRelay(t)
@@ -93,26 +93,8 @@ t.test('GET /v1/events is bounded in scan and in bytes, and paging still ends', 
   const { relay, base } = await startTestRelay(t)
   const { EVENTS_SCAN_MAX, EVENTS_PAGE_BYTES } = await import('../src/http/read-api.js')
   // Many runflow events the gh-only token may not see, then one it may.
-  const { createHash } = await import('node:crypto')
   const n = EVENTS_SCAN_MAX + 50
-  const pending: Array<Promise<unknown>> = []
-  for (let i = 0; i < n; i++) {
-    const body = Buffer.from(JSON.stringify({ event: 'run.completed', run_id: `r-${i}` }))
-    pending.push(
-      relay.journal.ingest({
-        source: 'runflow',
-        event: 'run.completed',
-        key: `r-${i}`,
-        status: undefined,
-        body,
-        sha256: createHash('sha256').update(body).digest('hex'),
-        receivedAt: Date.now(),
-        requestId: undefined,
-        json: {},
-      }),
-    )
-  }
-  await Promise.all(pending)
+  await Promise.all(Array.from({ length: n }, (_, i) => ingestDirect(relay, `r-${i}`)))
   const gh = JSON.stringify({ action: 'closed' })
   await post(`${base}/webhook/github`, gh, { ...signGithub('gh-secret', gh), 'x-github-event': 'issues', 'x-github-delivery': 'late' })
   const head = n + 1

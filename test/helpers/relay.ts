@@ -1,6 +1,8 @@
+import { hash } from 'node:crypto'
 import { pino } from 'pino'
 import { loadConfigText } from '../../src/config/load.js'
 import type { Config } from '../../src/config/types.js'
+import type { IngestResult } from '../../src/journal/types.js'
 import { Relay, type RelayOptions } from '../../src/relay.js'
 import { signRunflow } from '../../src/verify/sign.js'
 
@@ -84,4 +86,30 @@ export function postRunflow(base: string, body: string | Buffer, secret = SECRET
 
 export async function get(url: string, token?: string): Promise<Answer> {
   return answer(await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} }))
+}
+
+/**
+ * Journals a Runflow-shaped callback straight into the journal, without HTTP:
+ * bulk set-up for stream and paging tests. `body` defaults to a small callback
+ * naming `event` and `key`.
+ */
+export function ingestDirect(
+  relay: Relay,
+  key: string,
+  opts: { source?: string; event?: string; body?: string } = {},
+): Promise<IngestResult> {
+  const source = opts.source ?? 'runflow'
+  const event = opts.event ?? 'run.completed'
+  const body = Buffer.from(opts.body ?? `{"event":${JSON.stringify(event)},"run_id":${JSON.stringify(key)}}`)
+  return relay.journal.ingest({
+    source,
+    event,
+    key,
+    status: 'succeeded',
+    body,
+    sha256: hash('sha256', body, 'hex'),
+    receivedAt: Date.now(),
+    requestId: undefined,
+    json: JSON.parse(body.toString()),
+  })
 }
