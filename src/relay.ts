@@ -106,6 +106,8 @@ export class Relay {
     this.log = log
     this.#tokens = new TokenBook(config.subscribers)
     this.rateLimiter = new IngestRateLimiter(config.rate_limit)
+    this.#budgetFixed = opts.maxBodyBytesInFlight !== undefined
+    this.bodyBudget = new BodyBudget(opts.maxBodyBytesInFlight ?? Relay.#defaultBodyBudget(config))
     this.retention = new Retention(journal, {
       ...opts.retention,
       limits: retentionLimits(config),
@@ -168,8 +170,13 @@ export class Relay {
     return !this.#closing && this.journal.refusal(READY_PROBE_BYTES) === undefined
   }
 
-  #largestBody(): number {
-    return Math.max(0, ...Object.values(this.config.sources).map((s) => s.max_body))
+  /** Request body bytes held at once across sources (RelayOptions.maxBodyBytesInFlight). */
+  readonly bodyBudget: BodyBudget
+  #budgetFixed: boolean
+
+  /** The default body budget for a config: 64 MiB, or 4 × its largest `max_body`. */
+  static #defaultBodyBudget(config: Config): number {
+    return Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, 4 * Math.max(0, ...Object.values(config.sources).map((s) => s.max_body)))
   }
 
   get closing(): boolean {
@@ -210,6 +217,8 @@ export class Relay {
     }
     this.#tokens = tokens
     this.rateLimiter.update(next.rate_limit)
+    // A reloaded max_body moves the default budget with it (4 × the largest).
+    if (!this.#budgetFixed) this.bodyBudget.max = Relay.#defaultBodyBudget(next)
     this.retention.update(retentionLimits(next))
     this.journal.setMinFree(next.journal.min_free)
     if (this.log.level !== next.log.level) this.log.level = next.log.level
@@ -244,7 +253,6 @@ export class Relay {
   #wire(opts: RelayOptions): void {
     const { app, journal, metrics, config, log } = this
     const rejects = new RejectLog(log)
-    const budget = new BodyBudget(opts.maxBodyBytesInFlight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, 4 * this.#largestBody()))
     metrics.head.set(journal.head)
     journal.onCommit((head) => metrics.head.set(head))
     journal.onCommitTimed = (s, n) => {
@@ -261,7 +269,7 @@ export class Relay {
           closing: () => this.#closing,
           admit: this.rateLimiter.admit,
           bodyTimeoutMs: opts.bodyTimeoutMs,
-          budget,
+          budget: this.bodyBudget,
         }),
       )
     }

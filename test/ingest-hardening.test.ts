@@ -4,7 +4,8 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import { signGithub, signRunflow } from '../src/verify/sign.js'
-import { SECRET, TOKEN, TOKEN_GH, get, post, postRunflow, startTestRelay, ingestDirect } from './helpers/relay.js'
+import { loadConfigText } from '../src/config/load.js'
+import { SECRET, TOKEN, TOKEN_GH, get, post, postRunflow, startTestRelay, testConfigYaml, ingestDirect } from './helpers/relay.js'
 
 t.test('an over-long idempotency key is a 400, and the relay stays up', async (t) => {
   const { relay, base } = await startTestRelay(t)
@@ -87,6 +88,18 @@ t.test('bodies in flight are bounded: past the budget new callbacks get 503 busy
   t.match(await answered, /^HTTP\/1\.1 200 /)
   t.equal((await postRunflow(base, body)).json.duplicate, true, 'the same body again: a duplicate')
   t.equal((await postRunflow(base, sampleRunflowCallback())).status, 200)
+})
+
+t.test('the default body budget follows max_body across a reload; an explicit one stays', async (t) => {
+  const { relay, dir } = await startTestRelay(t)
+  const { DEFAULT_BODY_BYTES_IN_FLIGHT } = await import('../src/relay.js')
+  t.equal(relay.bodyBudget.max, DEFAULT_BODY_BYTES_IN_FLIGHT, '64 MiB while 4 × max_body is less')
+  const raised = loadConfigText(testConfigYaml(dir).replace('max_body: 64kb', 'max_body: 32mb'), '<test>', { env: {} })
+  relay.reload(raised)
+  t.equal(relay.bodyBudget.max, 4 * 32 * 1024 * 1024, '4 × the new largest max_body')
+  const fixed = await startTestRelay(t, { relay: { maxBodyBytesInFlight: 1024 } })
+  fixed.relay.reload(loadConfigText(testConfigYaml(fixed.dir).replace('max_body: 64kb', 'max_body: 32mb'), '<test>', { env: {} }))
+  t.equal(fixed.relay.bodyBudget.max, 1024)
 })
 
 t.test('GET /v1/events is bounded in scan and in bytes, and paging still ends', async (t) => {

@@ -28,7 +28,7 @@ export const MAX_EVENT_BYTES = 256
  */
 export class BodyBudget {
   inUse = 0
-  constructor(readonly max: number) {}
+  constructor(public max: number) {}
 }
 
 /** Headers kept with every source for logs (sender request ids). */
