@@ -9,9 +9,14 @@ import { hardLimitFor, Retention, type RetentionOptions } from './journal/retent
 import { createVerifier } from './verify/index.js'
 import type { Verifier } from './verify/types.js'
 import { registerReadApi } from './http/read-api.js'
-import { sendError } from './http/respond.js'
-import { uws, type TemplatedApp, type us_listen_socket } from './http/uws.js'
+import { sendError, sendJson } from './http/respond.js'
+import { uws, type TemplatedApp, type WebSocketBehavior } from './http/uws.js'
+import { HttpFront } from './http/front.js'
+import { StreamBridge } from './http/stream-bridge.js'
+import { canonicalIp, isLoopback } from './http/rate-limit.js'
 import { RelayError } from './errors.js'
+import type { IncomingMessage } from 'node:http'
+import { timingSafeEqual } from 'node:crypto'
 
 /** How long a fixed listen port is retried while it is still held. */
 export const LISTEN_RETRY_MS = 15_000
@@ -30,13 +35,8 @@ export interface RelayOptions {
    * close with `relay.addComponent`.
    */
   extensions?: Array<(relay: Relay) => Promise<void> | void>
-  /** How long a request body may take to arrive (default 30 s). */
-  bodyTimeoutMs?: number
-  /**
-   * Request body bytes held at once across all sources; past it new callbacks
-   * get 503. Default: 64 MiB, or 4 × the largest `max_body` if that is more.
-   */
-  maxBodyBytesInFlight?: number
+  /** How long a fixed listen port that is in use is retried before start fails (default LISTEN_RETRY_MS). */
+  listenRetryMs?: number
   /**
    * Retention knobs for tests: pass interval, clock, batch size; `start: false`
    * leaves passes to `relay.retention.run()`.
@@ -84,14 +84,17 @@ export class Relay {
   readonly journal: Journal
   readonly metrics: Metrics
   readonly log: Logger
+  /** The uWS app that serves WebSocket routes, behind the HTTP front (see http/stream-bridge.ts). */
   readonly app: TemplatedApp
+  /** The public listener (node:http) and its router. */
+  readonly front: HttpFront
   /** Prunes the journal by age and size; closed with the relay. */
   readonly retention: Retention
   readonly rateLimiter: IngestRateLimiter
   #config: Config
   #tokens: TokenBook
-  #listen: us_listen_socket | undefined
-  #port = 0
+  #bridge: StreamBridge | undefined
+  #wsPaths: string[] = []
   #closing = false
   #closed: Promise<void> | undefined
   #sources: SourceHandle[] = []
@@ -106,8 +109,8 @@ export class Relay {
     this.log = log
     this.#tokens = new TokenBook(config.subscribers)
     this.rateLimiter = new IngestRateLimiter(config.rate_limit)
-    this.#budgetFixed = opts.maxBodyBytesInFlight !== undefined
-    this.bodyBudget = new BodyBudget(opts.maxBodyBytesInFlight ?? Relay.#defaultBodyBudget(config))
+    const budget = Relay.#bodyBudgetFor(config)
+    this.bodyBudget = new BodyBudget(budget.max, budget.perAddress)
     this.retention = new Retention(journal, {
       ...opts.retention,
       limits: retentionLimits(config),
@@ -115,7 +118,17 @@ export class Relay {
       onPruned: (n, reason) => metrics.pruned.labels(reason).inc(n),
     })
     this.app = uws.App()
+    this.#rejects = new RejectLog(log)
+    this.front = new HttpFront({
+      log,
+      rejects: this.#rejects,
+      headersTimeoutMs: config.http.header_timeout_ms,
+      keepAliveTimeoutMs: config.http.keepalive_timeout_ms,
+      // A backstop only: ingest answers its own 408 at body_timeout.
+      requestTimeoutMs: config.http.header_timeout_ms + config.http.body_timeout_ms + 5000,
+    })
   }
+  #rejects: RejectLog
 
   /** Opens the journal, registers every route, and listens. */
   static async start(config: Config, opts: RelayOptions = {}): Promise<Relay> {
@@ -129,9 +142,9 @@ export class Relay {
     })
     const relay = new Relay(config, journal, metrics, log, opts)
     try {
-      relay.#wire(opts)
+      relay.#wire()
       for (const extend of opts.extensions ?? []) await extend(relay)
-      await relay.#listenNow()
+      await relay.#listenNow(opts.listenRetryMs ?? LISTEN_RETRY_MS)
     } catch (e) {
       await relay.close()
       throw e
@@ -158,7 +171,7 @@ export class Relay {
 
   /** The port actually bound (useful with `listen.port: 0`). */
   get port(): number {
-    return this.#port
+    return this.front.port
   }
 
   get tokens(): TokenBook {
@@ -170,13 +183,19 @@ export class Relay {
     return !this.#closing && this.journal.refusal(READY_PROBE_BYTES) === undefined
   }
 
-  /** Request body bytes held at once across sources (RelayOptions.maxBodyBytesInFlight). */
+  /** Request body bytes held at once, across sources and per client address (`http.max_body_in_flight`, `http.max_body_per_address`). */
   readonly bodyBudget: BodyBudget
-  #budgetFixed: boolean
 
-  /** The default body budget for a config: 64 MiB, or 4 × its largest `max_body`. */
-  static #defaultBodyBudget(config: Config): number {
-    return Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, 4 * Math.max(0, ...Object.values(config.sources).map((s) => s.max_body)))
+  /**
+   * The body budget for a config. Defaults: 64 MiB or 4 × the largest
+   * `max_body`, whichever is more; per address an eighth of that, but at
+   * least one largest body.
+   */
+  static #bodyBudgetFor(config: Config): { max: number; perAddress: number } {
+    const largest = Math.max(0, ...Object.values(config.sources).map((s) => s.max_body))
+    const max = config.http.max_body_in_flight ?? Math.max(DEFAULT_BODY_BYTES_IN_FLIGHT, 4 * largest)
+    const perAddress = config.http.max_body_per_address ?? Math.min(max, Math.max(largest, Math.floor(max / 8)))
+    return { max, perAddress }
   }
 
   get closing(): boolean {
@@ -218,7 +237,9 @@ export class Relay {
     this.#tokens = tokens
     this.rateLimiter.update(next.rate_limit)
     // A reloaded max_body moves the default budget with it (4 × the largest).
-    if (!this.#budgetFixed) this.bodyBudget.max = Relay.#defaultBodyBudget(next)
+    const budget = Relay.#bodyBudgetFor(next)
+    this.bodyBudget.max = budget.max
+    this.bodyBudget.perAddress = budget.perAddress
     this.retention.update(retentionLimits(next))
     this.journal.setMinFree(next.journal.min_free)
     if (this.log.level !== next.log.level) this.log.level = next.log.level
@@ -250,9 +271,19 @@ export class Relay {
     this.#components.push({ name, close })
   }
 
-  #wire(opts: RelayOptions): void {
-    const { app, journal, metrics, config, log } = this
-    const rejects = new RejectLog(log)
+  /**
+   * Serves WebSocket upgrades on `path` with uWS `behavior` (the stream). The
+   * front forwards each upgrade with the client's address in PEER_HEADER:
+   * read it with `req.getHeader(PEER_HEADER)` in `behavior.upgrade`.
+   */
+  webSocket<T>(path: string, behavior: WebSocketBehavior<T>): void {
+    this.app.ws<T>(path, behavior)
+    this.#wsPaths.push(path)
+  }
+
+  #wire(): void {
+    const { front, journal, metrics, config, log } = this
+    const router = front.router
     metrics.head.set(journal.head)
     journal.onCommit((head) => metrics.head.set(head))
     journal.onCommitTimed = (s, n) => {
@@ -261,85 +292,86 @@ export class Relay {
     }
     for (const source of Object.values(config.sources)) {
       this.#sources.push(
-        registerSource(app, source, {
+        registerSource(router, source, {
           journal,
           metrics,
           log,
-          rejects,
+          rejects: this.#rejects,
           closing: () => this.#closing,
           admit: this.rateLimiter.admit,
-          bodyTimeoutMs: opts.bodyTimeoutMs,
+          clientAddress: (peer, headers) => this.rateLimiter.clientAddress(peer, headers['x-forwarded-for']),
+          bodyTimeoutMs: config.http.body_timeout_ms,
           budget: this.bodyBudget,
         }),
       )
     }
-    registerReadApi(app, { journal, tokens: () => this.#tokens })
-    app.get('/livez', (res) => {
-      res.writeHeader('content-type', 'application/json').end('{"ok":true}')
-    })
-    app.get('/readyz', (res) => {
+    registerReadApi(router, { journal, tokens: () => this.#tokens })
+    router.add('GET', '/livez', (_req, res) => sendJson(res, 200, '{"ok":true}'))
+    router.add('GET', '/readyz', (_req, res) => {
       if (this.ready) {
-        res.writeHeader('content-type', 'application/json').end(`{"ok":true,"head":${journal.head}}`)
+        sendJson(res, 200, `{"ok":true,"head":${journal.head}}`)
       } else {
         const why = this.#closing ? 'closing' : (journal.refusal(READY_PROBE_BYTES)?.message ?? 'not ready')
         sendError(res, 503, 'HOOKRELAY_NOT_READY', why, { headers: { 'retry-after': '5' } })
       }
     })
-    app.get('/metrics', (res) => {
-      let aborted = false
-      res.onAborted(() => (aborted = true))
+    router.add('GET', '/metrics', (req, res) => {
+      const denied = this.#metricsDenied(req)
+      if (denied) {
+        sendError(res, denied[0], denied[1], denied[2], denied[0] === 401 ? { headers: { 'www-authenticate': 'Bearer' } } : undefined)
+        return
+      }
       metrics.ready.set(this.ready ? 1 : 0)
       metrics.journalBytes.set(journal.usedBytes)
       metrics.oldestSeq.set(journal.earliest)
       metrics.registry.metrics().then(
         (text) => {
-          if (aborted) return
-          res.cork(() => {
-            res.writeHeader('content-type', metrics.registry.contentType).end(text)
-          })
+          if (res.destroyed) return
+          res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) })
+          res.end(text)
         },
         (err: unknown) => {
           log.error({ err }, 'metrics failed')
-          if (!aborted) res.cork(() => sendError(res, 500, 'HOOKRELAY_METRICS_FAILED', 'metrics failed'))
+          sendError(res, 500, 'HOOKRELAY_METRICS_FAILED', 'metrics failed')
         },
       )
     })
   }
 
-  /** Registered last, after every extension's routes. */
-  #finishRoutes(): void {
-    this.app.any('/*', (res, req) => {
-      sendError(res, 404, 'HOOKRELAY_HTTP_NOT_FOUND', `nothing at ${req.getUrl()}`)
-    })
+  /**
+   * `/metrics` names subscribers and consumers: with `metrics.token` set it
+   * wants that bearer token; without one it answers only when the relay
+   * listens on loopback.
+   */
+  #metricsDenied(req: IncomingMessage): [number, string, string] | undefined {
+    const want = this.#config.metrics.token
+    if (want === '') {
+      if (isLoopbackHost(this.#config.listen.host)) return undefined
+      return [403, 'HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
+    }
+    const got = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''
+    const a = Buffer.from(got)
+    const b = Buffer.from(want)
+    if (a.length === b.length && timingSafeEqual(a, b)) return undefined
+    return [401, 'HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']
   }
 
   /**
-   * Binds the listen socket. A fixed port that is still held (a previous
-   * instance draining under a restart, sockets of a just-closed relay) is
-   * retried for up to LISTEN_RETRY_MS before start fails.
+   * Binds the listen socket (exclusively: a port already served makes start
+   * fail). A fixed port that is still held (a previous instance closing) is
+   * retried for up to LISTEN_RETRY_MS first. WebSocket upgrades go through a
+   * private Unix socket to uWS.
    */
-  async #listenNow(): Promise<void> {
-    this.#finishRoutes()
-    const { host, port } = this.config.listen
-    const deadline = Date.now() + (port === 0 ? 0 : LISTEN_RETRY_MS)
-    for (let attempt = 0; ; attempt++) {
-      const sock = await new Promise<us_listen_socket | false>((resolve) => this.app.listen(host, port, resolve))
-      if (sock) {
-        this.#listen = sock
-        this.#port = uws.us_socket_local_port(sock as never)
-        return
+  async #listenNow(retryMs: number): Promise<void> {
+    if (this.#wsPaths.length > 0) {
+      const bridge = (this.#bridge = await StreamBridge.start(this.app))
+      for (const path of this.#wsPaths) {
+        this.front.upgrade(path, (req, socket, head) => bridge.carry(req, socket, head, canonicalIp(req.socket.remoteAddress ?? '')))
       }
-      if (Date.now() >= deadline) {
-        throw new RelayError(
-          'HOOKRELAY_HTTP_LISTEN',
-          `cannot listen on ${host}:${port}; is another process using the port, or is the address not on this machine?`,
-        )
-      }
-      if (attempt === 0) this.log.warn({ host, port }, `cannot listen yet; retrying for up to ${LISTEN_RETRY_MS / 1000} s`)
-      await new Promise((r) => setTimeout(r, 250))
     }
+    const { host, port } = this.config.listen
+    await this.front.listen(host, port, retryMs)
   }
-
 
   /**
    * Graceful stop: stop listening, answer new callbacks 503, let in-flight
@@ -353,8 +385,7 @@ export class Relay {
   async #close(): Promise<void> {
     this.#closing = true
     this.metrics.ready.set(0)
-    if (this.#listen) uws.us_listen_socket_close(this.#listen)
-    this.#listen = undefined
+    this.front.stopListening()
     for (const source of this.#sources) source.stop()
     this.rateLimiter.close()
     await this.retention.close()
@@ -367,8 +398,10 @@ export class Relay {
       }
     }
     await this.journal.close()
+    this.#bridge?.close()
     // Keep-alive connections would keep the loop alive; the app is done.
     ;(this.app as unknown as { close(): void }).close()
+    await this.front.close()
     this.log.info({ head: this.journal.head }, 'hookrelay stopped')
   }
 }
@@ -380,4 +413,8 @@ function retentionLimits(c: Config): { maxAgeMs: number; maxBytes: number; hardB
 
 function sameValue(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b)
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || isLoopback(canonicalIp(host))
 }

@@ -60,19 +60,19 @@ t.test('a body that is not UTF-8 is refused before it can break text frames', as
   t.equal(relay.journal.head, 0)
 })
 
-t.test('bodies in flight are bounded: past the budget new callbacks get 503 busy', async (t) => {
-  const { relay, base } = await startTestRelay(t, { relay: { maxBodyBytesInFlight: 12 * 1024 } })
-  const body = sampleRunflowCallback() + ' '.repeat(8 * 1024)
+t.test('bodies in flight are bounded by bytes received: past the budget new callbacks get 503 busy', async (t) => {
+  const { relay, base } = await startTestRelay(t, { extra: 'http: { max_body_in_flight: 16kb }' })
+  const body = sampleRunflowCallback() + ' '.repeat(12 * 1024)
   const headers = Object.entries({ ...signRunflow(SECRET, body), 'content-length': String(Buffer.byteLength(body)) })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('')
-  // A slow sender holds 8 KiB of budget with its headers alone.
+  // A slow sender holds the 12 KiB it has sent so far.
   const slow = connect(relay.port, '127.0.0.1')
   t.teardown(() => slow.destroy())
   await new Promise<void>((r) => slow.on('connect', () => r()))
-  slow.write(`POST /webhook/runflow HTTP/1.1\r\nhost: x\r\n${headers}\r\n${body.slice(0, 100)}`)
-  await new Promise((r) => setTimeout(r, 100))
-  const busy = await postRunflow(base, body)
+  slow.write(`POST /webhook/runflow HTTP/1.1\r\nhost: x\r\n${headers}\r\n${body.slice(0, 12 * 1024)}`)
+  while (relay.bodyBudget.inUse < 12 * 1024) await new Promise((r) => setImmediate(r))
+  const busy = await postRunflow(base, sampleRunflowCallback() + ' '.repeat(8 * 1024))
   t.equal(busy.status, 503)
   t.equal(busy.json.error.code, 'HOOKRELAY_HTTP_BUSY')
   t.ok(busy.headers.get('retry-after'))
@@ -84,8 +84,9 @@ t.test('bodies in flight are bounded: past the budget new callbacks get 503 busy
       if (text.includes('\r\n\r\n{')) r(text)
     })
   })
-  slow.write(body.slice(100))
+  slow.write(body.slice(12 * 1024))
   t.match(await answered, /^HTTP\/1\.1 200 /)
+  t.equal(relay.bodyBudget.inUse, 0, 'all of it given back')
   t.equal((await postRunflow(base, body)).json.duplicate, true, 'the same body again: a duplicate')
   t.equal((await postRunflow(base, sampleRunflowCallback())).status, 200)
 })
@@ -94,12 +95,15 @@ t.test('the default body budget follows max_body across a reload; an explicit on
   const { relay, dir } = await startTestRelay(t)
   const { DEFAULT_BODY_BYTES_IN_FLIGHT } = await import('../src/relay.js')
   t.equal(relay.bodyBudget.max, DEFAULT_BODY_BYTES_IN_FLIGHT, '64 MiB while 4 × max_body is less')
+  t.equal(relay.bodyBudget.perAddress, DEFAULT_BODY_BYTES_IN_FLIGHT / 8, 'an eighth of it per address')
   const raised = loadConfigText(testConfigYaml(dir).replace('max_body: 64kb', 'max_body: 32mb'), '<test>', { env: {} })
   relay.reload(raised)
   t.equal(relay.bodyBudget.max, 4 * 32 * 1024 * 1024, '4 × the new largest max_body')
-  const fixed = await startTestRelay(t, { relay: { maxBodyBytesInFlight: 1024 } })
-  fixed.relay.reload(loadConfigText(testConfigYaml(fixed.dir).replace('max_body: 64kb', 'max_body: 32mb'), '<test>', { env: {} }))
-  t.equal(fixed.relay.bodyBudget.max, 1024)
+  t.equal(relay.bodyBudget.perAddress, 32 * 1024 * 1024, 'at least one largest body per address')
+  const extra = 'http: { max_body_in_flight: 1mb }'
+  const fixed = await startTestRelay(t, { extra })
+  fixed.relay.reload(loadConfigText(testConfigYaml(fixed.dir, extra).replace('max_body: 64kb', 'max_body: 32mb'), '<test>', { env: {} }))
+  t.equal(fixed.relay.bodyBudget.max, 1024 * 1024)
 })
 
 t.test('GET /v1/events is bounded in scan and in bytes, and paging still ends', async (t) => {

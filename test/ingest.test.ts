@@ -178,7 +178,7 @@ t.test('chunked body over max_body: 413 while streaming, connection closed', asy
 })
 
 t.test('a body that trickles past the body deadline: 408 and closed', async (t) => {
-  const { relay } = await startTestRelay(t, { relay: { bodyTimeoutMs: 300 } })
+  const { relay } = await startTestRelay(t, { extra: 'http: { body_timeout: 1s }' })
   const body = sampleRunflowCallback()
   const head = `POST /webhook/runflow HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n${Object.entries(signRunflow(SECRET, body))
     .map(([k, v]) => `${k}: ${v}\r\n`)

@@ -1,5 +1,7 @@
 // A fixed listen port still held by someone else (a previous instance that is
-// draining) is retried, so `systemctl restart` does not fail on a busy port.
+// draining) is retried, so `systemctl restart` does not fail on a busy port;
+// a port that stays served makes start fail: the port is bound exclusively,
+// so two relays never split callbacks between two journals.
 import { createServer } from 'node:net'
 import t from 'tap'
 import { Relay } from '../src/relay.js'
@@ -21,5 +23,21 @@ t.test('a held fixed port is retried until it frees', async (t) => {
   t.teardown(() => relay.close())
   t.equal(relay.port, port)
   t.equal((await fetch(`http://127.0.0.1:${port}/livez`)).status, 200)
-  t.match(lines.join(''), /cannot listen yet; retrying/, 'the first attempt failed and was retried')
+  t.match(lines.join(''), /cannot listen yet \(port in use\); retrying/, 'the first attempt failed and was retried')
+})
+
+t.test('a second relay on a port another relay serves refuses to start; every callback reaches the first', async (t) => {
+  const { startTestRelay, postRunflow } = await import('./helpers/relay.js')
+  const { sampleRunflowCallback } = await import('../src/sample.js')
+  const { relay: first, base } = await startTestRelay(t)
+  const dir = t.testdir()
+  const config = loadConfigText(testConfigYaml(dir).replace('port: 0', `port: ${first.port}`), '<test>', { env: {} })
+  const logger = pino({ level: 'silent' })
+  await t.rejects(Relay.start(config, { logger, processMetrics: false, listenRetryMs: 300 }), {
+    code: 'HOOKRELAY_HTTP_LISTEN',
+    message: /already served by another process/,
+  })
+  const answers = await Promise.all(Array.from({ length: 40 }, () => postRunflow(base, sampleRunflowCallback())))
+  t.ok(answers.every((a) => a.status === 200))
+  t.equal(first.journal.head, 40, 'all 40 in the one journal')
 })

@@ -170,6 +170,14 @@ export const configSpec = obj({
   }),
   log: obj({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
   shutdown: obj({ drain: duration({ default: '10s', min: 0 }) }),
+  http: obj({
+    body_timeout: duration({ default: '30s', min: '1s', max: '10m' }),
+    header_timeout: duration({ default: '10s', min: '1s', max: '5m' }),
+    keepalive_timeout: duration({ default: '65s', min: '1s', max: '1h' }),
+    max_body_in_flight: size({ min: '16kb' }),
+    max_body_per_address: size({ min: '16kb' }),
+  }),
+  metrics: obj({ token: secret() }),
 })
 
 /** The file as validated: YAML key names, units already converted, defaults applied. */
@@ -330,6 +338,14 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
     },
     log: { level: file.log.level },
     shutdown: { drain_ms: file.shutdown.drain },
+    http: {
+      body_timeout_ms: file.http.body_timeout,
+      header_timeout_ms: file.http.header_timeout,
+      keepalive_timeout_ms: file.http.keepalive_timeout,
+      max_body_in_flight: file.http.max_body_in_flight,
+      max_body_per_address: file.http.max_body_per_address,
+    },
+    metrics: { token: file.metrics.token },
   }
 }
 

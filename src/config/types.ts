@@ -91,4 +91,17 @@ export interface Config {
   rate_limit: RateLimitConfig
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
   shutdown: { drain_ms: number }
+  http: HttpConfig
+  /** `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers only on a loopback listener. */
+  metrics: { token: string }
+}
+
+export interface HttpConfig {
+  body_timeout_ms: number
+  header_timeout_ms: number
+  keepalive_timeout_ms: number
+  /** Body bytes held at once across sources; unset = 64 MiB or 4 × the largest max_body. */
+  max_body_in_flight: number | undefined
+  /** Body bytes one client address may hold at once; unset = 1/8 of the budget, at least the largest max_body. */
+  max_body_per_address: number | undefined
 }

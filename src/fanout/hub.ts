@@ -36,6 +36,7 @@ import { canRead, type Principal } from '../http/auth.js'
 import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
 import type { Relay } from '../relay.js'
+import { PEER_HEADER } from '../http/stream-bridge.js'
 import { ConsumerCursors } from './consumer-cursors.js'
 import {
   BadFrame,
@@ -162,7 +163,7 @@ export class Hub {
     })
     this.#stopReload = relay.onReload(() => this.#reauthorize())
 
-    relay.app.ws<SocketData>(STREAM_PATH, {
+    relay.webSocket<SocketData>(STREAM_PATH, {
       maxPayloadLength: stream.max_payload,
       idleTimeout: opts.idleTimeoutSec ?? 120,
       sendPingsAutomatically: true,
@@ -199,7 +200,8 @@ export class Hub {
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? ''
     const extensions = req.getHeader('sec-websocket-extensions')
     const authorization = req.getHeader('authorization')
-    const ip = Buffer.from(res.getRemoteAddressAsText()).toString()
+    // The HTTP front forwards the client's address (the uWS peer is its private socket).
+    const ip = req.getHeader(PEER_HEADER)
     if (this.#closing) {
       sendError(res, 503, 'HOOKRELAY_STREAM_CLOSING', 'the relay is shutting down; reconnect later', { headers: { 'retry-after': '5' } })
       return

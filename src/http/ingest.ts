@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { hash } from 'node:crypto'
 import type { SourceConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
@@ -9,11 +10,11 @@ import { RelayError } from '../errors.js'
 import { createVerifier } from '../verify/index.js'
 import type { HeaderBag, Verifier } from '../verify/types.js'
 import { sendError, sendJson } from './respond.js'
-import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
+import type { Router } from './front.js'
 
 /** Seconds a sender is told to wait after a 503. */
 export const RETRY_AFTER_S = '5'
-/** A body that has not arrived completely by then is answered 408 and its connection closed. */
+/** A body that has not arrived completely by then is answered 408 and its connection closed (`http.body_timeout`). */
 export const BODY_TIMEOUT_MS = 30_000
 
 /** Longest idempotency key (bytes): LMDB keys are limited, and no sender needs more. */
@@ -22,17 +23,43 @@ export const MAX_KEY_BYTES = 512
 export const MAX_EVENT_BYTES = 256
 
 /**
- * Bytes of request bodies held at once, across all sources, from the first
- * byte read until the answer. Past `max`, new callbacks get 503 + Retry-After
- * instead of growing the heap.
+ * Bytes of request bodies held at once, from the first byte received until
+ * the answer: across all sources (`max`) and per client address
+ * (`perAddress`). Reserved as bytes arrive, never from a declared
+ * Content-Length, so sockets that declare large bodies and send nothing
+ * cannot starve callbacks that do arrive. Past a bound, the callback gets
+ * 503 + Retry-After instead of growing the heap.
  */
 export class BodyBudget {
   inUse = 0
-  constructor(public max: number) {}
-}
+  #byAddress = new Map<string, number>()
+  constructor(
+    public max: number,
+    public perAddress: number,
+  ) {}
 
-/** Headers kept with every source for logs (sender request ids). */
-const REQUEST_ID_HEADERS = ['runflow-request-id', 'x-request-id']
+  /** Takes n bytes for `address`; false when either bound would be passed (nothing is taken then). */
+  take(address: string, n: number): boolean {
+    const held = this.#byAddress.get(address) ?? 0
+    if (this.inUse + n > this.max || held + n > this.perAddress) return false
+    this.inUse += n
+    this.#byAddress.set(address, held + n)
+    return true
+  }
+
+  give(address: string, n: number): void {
+    if (n === 0) return
+    this.inUse -= n
+    const left = (this.#byAddress.get(address) ?? 0) - n
+    if (left > 0) this.#byAddress.set(address, left)
+    else this.#byAddress.delete(address)
+  }
+
+  /** Addresses holding bytes (tests check it drains to 0). */
+  get addresses(): number {
+    return this.#byAddress.size
+  }
+}
 
 export interface IngestContext {
   journal: Journal
@@ -45,8 +72,10 @@ export interface IngestContext {
    * Rate limiting before any signature work; returns seconds to wait when the
    * request must be refused with 429, else 0.
    */
-  admit?: (res: HttpResponse, headers: HeaderBag) => number
-  /** Body deadline; BODY_TIMEOUT_MS unless set (tests shorten it). */
+  admit?: (address: string) => number
+  /** The address a request is accounted to (the peer, or the client behind a trusted proxy). */
+  clientAddress: (peer: string, headers: HeaderBag) => string
+  /** Body deadline; BODY_TIMEOUT_MS unless set. */
   bodyTimeoutMs?: number
   budget: BodyBudget
 }
@@ -54,9 +83,8 @@ export interface IngestContext {
 interface SourceRoute {
   source: SourceConfig
   verifier: Verifier
-  headerNames: string[]
   ctx: IngestContext
-  /** Exchanges still reading their body, swept for BODY_TIMEOUT_MS. */
+  /** Exchanges still reading their body, swept for the body timeout. */
   reading: Set<Exchange>
   /** The source's ack-latency child, resolved once (labels() hashes on every call). */
   ackLatency: { observe(v: number): void }
@@ -78,21 +106,17 @@ export interface SourceHandle {
 /**
  * Registers `POST <source.path>` (and 405 for other methods on it).
  */
-export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: IngestContext): SourceHandle {
+export function registerSource(router: Router, source: SourceConfig, ctx: IngestContext): SourceHandle {
   const verifier = createVerifier(source.verify)
   const route: SourceRoute = {
     source,
     verifier,
-    headerNames: ['content-length', ...new Set([...verifier.headers, ...REQUEST_ID_HEADERS, 'x-forwarded-for'])],
     ctx,
     reading: new Set(),
     ackLatency: ctx.metrics.ackLatency.labels(source.name),
   }
-  app.post(source.path, (res, req) => {
-    new Exchange(route, res, req)
-  })
-  app.any(source.path, (res) => {
-    sendError(res, 405, 'HOOKRELAY_HTTP_METHOD_NOT_ALLOWED', `${source.path} takes POST`, { headers: { allow: 'POST' } })
+  router.add('POST', source.path, (req, res) => {
+    new Exchange(route, req, res)
   })
   const limit = ctx.bodyTimeoutMs ?? BODY_TIMEOUT_MS
   const sweeper = setInterval(() => {
@@ -105,7 +129,7 @@ export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: Ing
       return route.source
     },
     replace(next, nextVerifier) {
-      // Path and header names are bound to the route: a new path or scheme needs a restart (Relay.reload refuses it).
+      // Path and scheme are bound to the route: a new path or scheme needs a restart (Relay.reload refuses it).
       if (next.path !== route.source.path || nextVerifier.scheme !== route.verifier.scheme) {
         throw new RelayError('HOOKRELAY_CONFIG_RESTART_REQUIRED', `sources.${next.name}: path or scheme changed; restart the relay`)
       }
@@ -120,108 +144,83 @@ export function registerSource(app: TemplatedApp, source: SourceConfig, ctx: Ing
 class Exchange {
   readonly started = performance.now()
   #route: SourceRoute
-  #res: HttpResponse
-  #headers: HeaderBag = {}
+  #req: IncomingMessage
+  #res: ServerResponse
+  #headers: HeaderBag
+  #address: string
   #done = false
   #aborted = false
-  #body: Buffer | undefined
-  #chunks: Buffer[] | undefined
+  #chunks: Buffer[] = []
   #received = 0
   /** Bytes of the body budget this exchange holds. */
   #reserved = 0
 
-  constructor(route: SourceRoute, res: HttpResponse, req: HttpRequest) {
+  constructor(route: SourceRoute, req: IncomingMessage, res: ServerResponse) {
     this.#route = route
+    this.#req = req
     this.#res = res
-    res.onAborted(() => {
-      this.#aborted = true
-      // A body already handed to the journal stays in the budget until its commit settles.
-      if (!this.#done) this.#release()
-      this.#done = true
-      route.reading.delete(this)
-    })
-    // The request object dies when this handler returns: copy what we need now.
-    const headers = this.#headers
-    for (const name of route.headerNames) {
-      const v = req.getHeader(name)
-      if (v !== '') headers[name] = v
-    }
+    // node:http joins repeated headers (and refuses repeated Content-Length); set-cookie is the only array and no scheme reads it.
+    const headers = (this.#headers = req.headers as HeaderBag)
+    this.#address = route.ctx.clientAddress(req.socket.remoteAddress ?? '', headers)
+    res.on('close', () => this.#closed())
     const max = route.source.max_body
     if (route.ctx.closing()) {
       this.#reject(503, 'HOOKRELAY_HTTP_CLOSING', 'the relay is shutting down; retry', 'closing', { 'retry-after': RETRY_AFTER_S })
       return
     }
-    const wait = route.ctx.admit?.(res, headers) ?? 0
+    const wait = route.ctx.admit?.(this.#address) ?? 0
     if (wait > 0) {
       this.#reject(429, 'HOOKRELAY_HTTP_RATE_LIMITED', 'too many requests from this address', 'rate limited', {
         'retry-after': String(wait),
       })
       return
     }
+    // The parser has checked the value's syntax; only its size is ours to judge.
     const cl = headers['content-length']
-    if (cl !== undefined) {
-      const n = Number(cl)
-      if (!Number.isSafeInteger(n) || n < 0) {
-        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'content-length is not a byte count', 'bad content-length')
-        return
-      }
-      if (n > max) {
-        this.#tooLarge()
-        return
-      }
-      if (!this.#reserve(n)) return
-      this.#body = Buffer.allocUnsafe(n)
+    if (cl !== undefined && Number(cl) > max) {
+      this.#tooLarge()
+      return
     }
     route.reading.add(this)
-    res.onData((chunk, isLast) => this.#onData(chunk, isLast))
+    req.on('data', (chunk: Buffer) => this.#onData(chunk))
+    req.on('end', () => this.#onEnd())
   }
 
-  #onData(chunk: ArrayBuffer, isLast: boolean): void {
+  #closed(): void {
+    // The answer was written, or the client went away first.
+    if (this.#res.writableFinished) return
+    this.#aborted = true
+    // A body already handed to the journal stays in the budget until its commit settles.
+    if (!this.#done) this.#release()
+    this.#done = true
+    this.#route.reading.delete(this)
+  }
+
+  #onData(chunk: Buffer): void {
     if (this.#done) return
-    const len = chunk.byteLength
-    const at = this.#received
-    this.#received += len
+    this.#received += chunk.length
     if (this.#received > this.#route.source.max_body) {
       this.#tooLarge()
       return
     }
-    // uWS reuses `chunk` after this callback: copy it.
-    if (this.#body !== undefined) {
-      if (this.#received > this.#body.length) {
-        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'body longer than content-length', 'body over content-length')
-        return
-      }
-      this.#body.set(new Uint8Array(chunk), at)
-    } else if (len > 0) {
-      if (!this.#reserve(len)) return
-      ;(this.#chunks ??= []).push(Buffer.from(new Uint8Array(chunk)))
-    }
-    if (isLast) {
-      this.#route.reading.delete(this)
-      const body = this.#body ?? (this.#chunks ? Buffer.concat(this.#chunks) : Buffer.alloc(0))
-      if (this.#body !== undefined && this.#received !== this.#body.length) {
-        this.#reject(400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'body shorter than content-length', 'body under content-length')
-        return
-      }
-      this.#finish(body)
-    }
-  }
-
-  /** Takes n bytes from the body budget, or answers 503 (busy) and returns false. */
-  #reserve(n: number): boolean {
-    const budget = this.#route.ctx.budget
-    if (budget.inUse + n > budget.max) {
+    if (!this.#route.ctx.budget.take(this.#address, chunk.length)) {
       this.#route.reading.delete(this)
       this.#reject(503, 'HOOKRELAY_HTTP_BUSY', 'too many request bodies in flight; retry', 'body budget exhausted', { 'retry-after': '1' }, true)
-      return false
+      return
     }
-    budget.inUse += n
-    this.#reserved += n
-    return true
+    this.#reserved += chunk.length
+    this.#chunks.push(chunk)
+  }
+
+  #onEnd(): void {
+    if (this.#done) return
+    this.#route.reading.delete(this)
+    const c = this.#chunks
+    this.#finish(c.length === 1 ? c[0]! : Buffer.concat(c, this.#received))
   }
 
   #release(): void {
-    this.#route.ctx.budget.inUse -= this.#reserved
+    this.#route.ctx.budget.give(this.#address, this.#reserved)
     this.#reserved = 0
   }
 
@@ -313,7 +312,7 @@ class Exchange {
     const body = r.duplicate
       ? `{"ok":true,"seq":${r.seq},"revision":${r.revision},"duplicate":true}`
       : `{"ok":true,"seq":${r.seq},"revision":${r.revision}}`
-    this.#res.cork(() => sendJson(this.#res, 200, body))
+    sendJson(this.#res, 200, body)
   }
 
   #failed(e: unknown): void {
@@ -343,14 +342,16 @@ class Exchange {
           status,
           code,
           reason,
-          remote: this.#aborted ? undefined : Buffer.from(this.#res.getRemoteAddressAsText()).toString(),
+          remote: this.#address,
           request_id: this.#headers['runflow-request-id'] ?? this.#headers['x-request-id'],
         },
         'rejected a callback',
       )
     }
     if (this.#aborted) return
-    this.#res.cork(() => sendError(this.#res, status, code, message, { headers, close }))
+    sendError(this.#res, status, code, message, { headers, close })
+    // Unread body bytes are not wanted: stop reading them (the connection closes after the answer).
+    if (close) this.#req.pause()
   }
 }
 

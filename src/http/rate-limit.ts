@@ -14,8 +14,6 @@
  */
 import { isIP } from 'node:net'
 import type { RateLimitConfig } from '../config/types.js'
-import type { HeaderBag } from '../verify/types.js'
-import type { HttpResponse } from './uws.js'
 
 interface Bucket {
   tokens: number
@@ -74,14 +72,11 @@ export class IngestRateLimiter {
   }
 
   /** The ingest `admit` hook: 0 to go on, else whole seconds to wait (the 429's Retry-After). */
-  admit = (res: HttpResponse, headers: HeaderBag): number => {
-    if (this.#rate <= 0) return 0
-    const peer = canonicalIp(Buffer.from(res.getRemoteAddressAsText()).toString())
-    return this.take(this.clientAddress(peer, headers['x-forwarded-for']))
-  }
+  admit = (address: string): number => (this.#rate <= 0 ? 0 : this.take(address))
 
-  /** The address a request is accounted to. */
+  /** The address a request is accounted to: the peer, or the client a trusted proxy names in X-Forwarded-For. */
   clientAddress(peer: string, forwardedFor: string | undefined): string {
+    peer = canonicalIp(peer)
     if (forwardedFor === undefined || !this.#trusted.has(peer)) return peer
     const hops = forwardedFor.split(',')
     for (let i = hops.length - 1; i >= 0; i--) {

@@ -2,7 +2,10 @@ import type { Journal } from '../journal/journal.js'
 import type { RunRow } from '../journal/types.js'
 import { canRead, type Principal, type TokenBook } from './auth.js'
 import { sendError, sendJson } from './respond.js'
-import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Router } from './front.js'
+
+const RUNS_PREFIX = '/v1/runs/'
 
 /** Largest page `GET /v1/events` returns. */
 export const EVENTS_LIMIT_MAX = 1000
@@ -20,15 +23,20 @@ export interface ReadApiContext {
  * `GET /v1/runs/<source>/<id>` and `GET /v1/events?after=N&limit=M`, both
  * authorized by a subscriber's bearer token (a token sees only its sources).
  */
-export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
-  app.get('/v1/runs/:source/:id', (res, req) => {
+export function registerReadApi(router: Router, ctx: ReadApiContext): void {
+  router.addPrefix('GET', RUNS_PREFIX, (req, res, path) => {
     const who = authorize(res, req, ctx)
     if (!who) return
+    const parts = path.slice(RUNS_PREFIX.length).split('/')
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+      sendError(res, 404, 'HOOKRELAY_API_NOT_FOUND', 'runs are at /v1/runs/<source>/<id>')
+      return
+    }
     let source: string
     let id: string
     try {
-      source = decodeURIComponent(req.getParameter(0))
-      id = decodeURIComponent(req.getParameter(1))
+      source = decodeURIComponent(parts[0]!)
+      id = decodeURIComponent(parts[1]!)
     } catch {
       sendError(res, 400, 'HOOKRELAY_API_BAD_PATH', 'the path is not valid percent-encoding')
       return
@@ -42,11 +50,12 @@ export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
     sendJson(res, 200, runJson(row, ctx.journal))
   })
 
-  app.get('/v1/events', (res, req) => {
+  router.add('GET', '/v1/events', (req, res, _path, query) => {
     const who = authorize(res, req, ctx)
     if (!who) return
-    const after = parseCount(req.getQuery('after'), 0)
-    const limit = parseCount(req.getQuery('limit'), 100)
+    const q = new URLSearchParams(query)
+    const after = parseCount(q.get('after') ?? undefined, 0)
+    const limit = parseCount(q.get('limit') ?? undefined, 100)
     if (after === undefined || limit === undefined) {
       sendError(res, 400, 'HOOKRELAY_API_BAD_QUERY', 'after and limit must be non-negative integers')
       return
@@ -85,8 +94,8 @@ export function registerReadApi(app: TemplatedApp, ctx: ReadApiContext): void {
   })
 }
 
-function authorize(res: HttpResponse, req: HttpRequest, ctx: ReadApiContext): Principal | undefined {
-  const who = ctx.tokens().fromHeader(req.getHeader('authorization'))
+function authorize(res: ServerResponse, req: IncomingMessage, ctx: ReadApiContext): Principal | undefined {
+  const who = ctx.tokens().fromHeader(req.headers.authorization ?? '')
   if (!who) {
     sendError(res, 401, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
       headers: { 'www-authenticate': 'Bearer' },

@@ -1,8 +1,9 @@
+import type { ServerResponse } from 'node:http'
 import type { HttpResponse } from './uws.js'
 
 const JSON_TYPE = 'application/json'
 
-/** HTTP status lines uWS wants in full. */
+/** HTTP status lines uWS wants in full (the stream's upgrade answers). */
 export const STATUS: Record<number, string> = {
   200: '200 OK',
   400: '400 Bad Request',
@@ -15,6 +16,7 @@ export const STATUS: Record<number, string> = {
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
   429: '429 Too Many Requests',
+  431: '431 Request Header Fields Too Large',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
 }
@@ -30,14 +32,31 @@ export interface SendOptions {
   close?: boolean
 }
 
-/** Writes a complete JSON answer. Call inside `res.cork()` when after an await. */
-export function sendJson(res: HttpResponse, status: number, body: string, opts?: SendOptions): void {
+/**
+ * Writes a complete JSON answer, on the HTTP front (node:http) or on the
+ * stream's uWS upgrade (call inside `res.cork()` there when after an await).
+ * A response whose client has gone is left alone.
+ */
+export function sendJson(res: ServerResponse | HttpResponse, status: number, body: string, opts?: SendOptions): void {
+  if (isNode(res)) {
+    if (res.headersSent || res.destroyed) return
+    const headers: Record<string, string | number> = { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) }
+    if (opts?.headers) Object.assign(headers, opts.headers)
+    if (opts?.close === true) headers.connection = 'close'
+    res.writeHead(status, headers)
+    res.end(body)
+    return
+  }
   res.writeStatus(STATUS[status] ?? `${status}`)
   res.writeHeader('content-type', JSON_TYPE)
   if (opts?.headers) for (const k in opts.headers) res.writeHeader(k, opts.headers[k]!)
   res.end(body, opts?.close === true)
 }
 
-export function sendError(res: HttpResponse, status: number, code: string, message: string, opts?: SendOptions): void {
+export function sendError(res: ServerResponse | HttpResponse, status: number, code: string, message: string, opts?: SendOptions): void {
   sendJson(res, status, errorBody(code, message), opts)
+}
+
+function isNode(res: ServerResponse | HttpResponse): res is ServerResponse {
+  return typeof (res as ServerResponse).writeHead === 'function'
 }

@@ -29,4 +29,4 @@ export function loadUws(): typeof UWS {
 }
 
 export const uws = loadUws()
-export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js'
+export type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js'

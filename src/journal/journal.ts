@@ -37,10 +37,13 @@ export type CommitListener = (head: number) => void
  * answers 200 only then (test/durability.test.ts injects a slow fdatasync and
  * checks the order).
  *
- * Group commit: every `ingest()` of one event-loop turn is queued and written
- * in one transaction started from `setImmediate`; while it commits on lmdb's
- * writer thread, the next turn's requests gather for the next one. Seqs are
- * assigned inside the transaction from the last key, so they stay gapless.
+ * Group commit: `ingest()` calls are queued and written in one transaction
+ * started from `setImmediate`; while it commits on lmdb's writer thread (its
+ * fdatasync), the requests that arrive gather for the next one, which starts
+ * when it settles. So the batch grows with the load whatever the arrival
+ * pattern (node:http hands over requests of new connections one loop turn
+ * at a time). Seqs are assigned inside the transaction from the last key, so
+ * they stay gapless.
  *
  * Limits: `Capacity` refuses entries (503) before the map or the disk would
  * fill; an I/O error on commit makes the journal fail-stop (`failed`).
@@ -227,7 +230,8 @@ export class Journal {
     return new Promise<IngestResult>((resolve, reject) => {
       this.#queue.push({ input, internal, resolve, reject })
       this.#capacity.queued(input.body.length)
-      if (!this.#scheduled) {
+      // A commit in flight starts the next batch when it settles.
+      if (!this.#scheduled && this.#inflight === 0) {
         this.#scheduled = true
         setImmediate(this.#flush)
       }
@@ -322,6 +326,10 @@ export class Journal {
       )
       .finally(() => {
         this.#inflight--
+        if (this.#queue.length > 0 && !this.#scheduled) {
+          this.#scheduled = true
+          setImmediate(this.#flush)
+        }
         this.#settle()
       })
   }

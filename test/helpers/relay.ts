@@ -46,13 +46,15 @@ export function testConfig(dataDir: string, extra = ''): Config {
 
 export const silent = pino({ level: 'silent' })
 
-/** Starts a relay on a fresh data dir (or `dir`), closed at teardown. */
+/** Starts a relay on a fresh data dir (or `dir`), closed at teardown; `edit` rewrites the YAML first. */
 export async function startTestRelay(
   t: TapLike,
-  opts: { dir?: string; extra?: string; relay?: RelayOptions } = {},
+  opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string } = {},
 ): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = opts.dir ?? t.testdir()
-  const relay = await Relay.start(testConfig(dir, opts.extra), { logger: silent, processMetrics: false, ...opts.relay })
+  const yaml = testConfigYaml(dir, opts.extra)
+  const config = loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} })
+  const relay = await Relay.start(config, { logger: silent, processMetrics: false, ...opts.relay })
   t.teardown(() => relay.close())
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir }
 }
