@@ -4,25 +4,24 @@ import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
 import { BodyBudget, registerSource, type SourceHandle } from './http/ingest.js'
-import { IngestRateLimiter } from './http/rate-limit.js'
+import { canonicalIp, IngestRateLimiter } from './http/rate-limit.js'
 import { hardLimitFor, Retention, type RetentionOptions } from './journal/retention.js'
 import { createVerifier } from './verify/index.js'
 import type { Verifier } from './verify/types.js'
 import { registerReadApi } from './http/read-api.js'
-import { sendError, sendJson } from './http/respond.js'
+import { registerHealth } from './http/health.js'
 import { uws, type TemplatedApp, type WebSocketBehavior } from './http/uws.js'
 import { HttpFront } from './http/front.js'
 import { StreamBridge } from './http/stream-bridge.js'
-import { canonicalIp, isLoopback } from './http/rate-limit.js'
 import { RelayError } from './errors.js'
-import type { IncomingMessage } from 'node:http'
-import { timingSafeEqual } from 'node:crypto'
+import type { Component } from './extension.js'
+import { reloadedKeys, restartRequired } from './reload-diff.js'
 
 /** How long a fixed listen port is retried while it is still held. */
 export const LISTEN_RETRY_MS = 15_000
 /** `/readyz` answers 503 when the journal would refuse a callback of this size (an ordinary one). */
 export const READY_PROBE_BYTES = 64 * 1024
-/** Default bound on request body bytes held at once (see RelayOptions.maxBodyBytesInFlight). */
+/** Default bound on request body bytes held at once (`http.max_body_in_flight`). */
 export const DEFAULT_BODY_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 export interface RelayOptions {
@@ -49,31 +48,9 @@ export interface ReloadSummary {
   changed: string[]
 }
 
-/** Config keys a running relay cannot take over; changing them needs a restart. */
-const RESTART_ONLY: Array<[string, (c: Config) => unknown]> = [
-  ['listen', (c) => c.listen],
-  ['data_dir', (c) => c.data_dir],
-  ['sources (names, paths, schemes)', (c) => Object.values(c.sources).map((s) => [s.name, s.path, s.verify.scheme])],
-  ['journal.map_size', (c) => c.journal.map_size],
-  ['stream', (c) => c.stream],
-  // The mirror worker takes its settings once at start and has no way to swap them.
-  ['mirror', (c) => c.mirror],
-]
-
-/** Keys a reload applies, compared only to say in the log what changed. */
-const RELOADABLE: Array<[string, (c: Config) => unknown]> = [
-  ['sources (secrets, keys, tolerance, max_body)', (c) => c.sources],
-  ['subscribers', (c) => c.subscribers],
-  ['rate_limit', (c) => c.rate_limit],
-  ['journal.retention', (c) => c.journal.retention],
-  ['journal.min_free', (c) => c.journal.min_free],
-  ['log.level', (c) => c.log.level],
-  ['shutdown.drain', (c) => c.shutdown.drain_ms],
-]
-
 /**
- * A running relay: journal → HTTP. Start with `Relay.start(config)`; stop with
- * `close()` (graceful, idempotent).
+ * A running relay: journal → extensions → HTTP. Start with
+ * `Relay.start(config)`; stop with `close()` (graceful, idempotent).
  *
  * @example
  *   const relay = await Relay.start(loadConfig('config/hookrelay.yaml'))
@@ -91,15 +68,18 @@ export class Relay {
   /** Prunes the journal by age and size; closed with the relay. */
   readonly retention: Retention
   readonly rateLimiter: IngestRateLimiter
+  /** Request body bytes held at once, across sources and per client address (`http.max_body_in_flight`, `http.max_body_per_address`). */
+  readonly bodyBudget: BodyBudget
   #config: Config
   #tokens: TokenBook
+  #rejects: RejectLog
   #bridge: StreamBridge | undefined
   #wsPaths: string[] = []
   #closing = false
   #closed: Promise<void> | undefined
   #sources: SourceHandle[] = []
-  /** Parts started after the journal and closed before it (fan-out hub, mirror). */
-  #components: Array<{ name: string; close: () => Promise<void> | void }> = []
+  /** Started extensions, closed in reverse order before the journal. */
+  #components: Component[] = []
   #reloadListeners: Array<() => void> = []
 
   private constructor(config: Config, journal: Journal, metrics: Metrics, log: Logger, opts: RelayOptions) {
@@ -128,9 +108,8 @@ export class Relay {
       requestTimeoutMs: config.http.header_timeout_ms + config.http.body_timeout_ms + 5000,
     })
   }
-  #rejects: RejectLog
 
-  /** Opens the journal, registers every route, and listens. */
+  /** Opens the journal, registers every route, starts the extensions, and listens. */
   static async start(config: Config, opts: RelayOptions = {}): Promise<Relay> {
     const log = opts.logger ?? createLogger(config.log.level)
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics !== false })
@@ -174,17 +153,37 @@ export class Relay {
     return this.front.port
   }
 
-  get tokens(): TokenBook {
-    return this.#tokens
-  }
-
   /** Ready = accepting callbacks: not closing, and the journal can commit an ordinary callback (not failed, disk and map not full). */
   get ready(): boolean {
     return !this.#closing && this.journal.refusal(READY_PROBE_BYTES) === undefined
   }
 
-  /** Request body bytes held at once, across sources and per client address (`http.max_body_in_flight`, `http.max_body_per_address`). */
-  readonly bodyBudget: BodyBudget
+  get tokens(): TokenBook {
+    return this.#tokens
+  }
+
+  /** Adds a component closed (in reverse order) before the journal. */
+  addComponent(name: string, close: () => Promise<void> | void): void {
+    this.#components.push({ name, close })
+  }
+
+  /**
+   * Calls `listener` after each applied reload, once the new config and tokens
+   * are in force (the fan-out hub re-checks open streams against them).
+   * @returns a function that removes the listener.
+   */
+  onReload(listener: () => void): () => void {
+    this.#reloadListeners.push(listener)
+    return () => {
+      this.#reloadListeners = this.#reloadListeners.filter((l) => l !== listener)
+    }
+  }
+
+  /** A WebSocket route, served by uWS behind the HTTP front; the client's address is in PEER_HEADER. */
+  webSocket<T>(path: string, behavior: WebSocketBehavior<T>): void {
+    this.app.ws<T>(path, behavior)
+    this.#wsPaths.push(path)
+  }
 
   /**
    * The body budget for a config. Defaults: 64 MiB or 4 × the largest
@@ -198,17 +197,13 @@ export class Relay {
     return { max, perAddress }
   }
 
-  get closing(): boolean {
-    return this.#closing
-  }
-
   /**
    * Takes over a new config without dropping a connection: source secrets,
    * public keys, tolerance and max_body, subscriber tokens, rate limits,
-   * retention, min_free, log level, shutdown drain. All or nothing: when a
-   * restart-only key changed (listen, data_dir, source names/paths/schemes,
-   * journal.map_size, stream, mirror) or a verifier cannot be built from the
-   * new keys, it throws and the running config stays as it was.
+   * retention, min_free, log level, shutdown drain, the body budget, the
+   * metrics token. All or nothing: when a restart-only key changed (see
+   * reload-diff.ts) or a verifier cannot be built from the new keys, it
+   * throws and the running config stays as it was.
    *
    * @throws RelayError `HOOKRELAY_CONFIG_RESTART_REQUIRED`, or the verifier's
    *   `HOOKRELAY_CONFIG_*` code.
@@ -217,7 +212,7 @@ export class Relay {
    */
   reload(next: Config): ReloadSummary {
     const prev = this.#config
-    const restart = RESTART_ONLY.filter(([, pick]) => !sameValue(pick(prev), pick(next))).map(([key]) => key)
+    const restart = restartRequired(prev, next)
     if (restart.length > 0) {
       throw new RelayError(
         'HOOKRELAY_CONFIG_RESTART_REQUIRED',
@@ -228,7 +223,7 @@ export class Relay {
     const verifiers = new Map<string, Verifier>()
     for (const s of Object.values(next.sources)) verifiers.set(s.name, createVerifier(s.verify))
     const tokens = new TokenBook(next.subscribers)
-    const changed = RELOADABLE.filter(([, pick]) => !sameValue(pick(prev), pick(next))).map(([key]) => key)
+    const changed = reloadedKeys(prev, next)
 
     for (const handle of this.#sources) {
       const source = next.sources[handle.source.name]!
@@ -252,33 +247,6 @@ export class Relay {
       }
     }
     return { changed }
-  }
-
-  /**
-   * Calls `listener` after each applied reload, once the new config and tokens
-   * are in force (the fan-out hub re-checks open streams against them).
-   * @returns a function that removes the listener.
-   */
-  onReload(listener: () => void): () => void {
-    this.#reloadListeners.push(listener)
-    return () => {
-      this.#reloadListeners = this.#reloadListeners.filter((l) => l !== listener)
-    }
-  }
-
-  /** Adds a component closed (in reverse order) before the journal. */
-  addComponent(name: string, close: () => Promise<void> | void): void {
-    this.#components.push({ name, close })
-  }
-
-  /**
-   * Serves WebSocket upgrades on `path` with uWS `behavior` (the stream). The
-   * front forwards each upgrade with the client's address in PEER_HEADER:
-   * read it with `req.getHeader(PEER_HEADER)` in `behavior.upgrade`.
-   */
-  webSocket<T>(path: string, behavior: WebSocketBehavior<T>): void {
-    this.app.ws<T>(path, behavior)
-    this.#wsPaths.push(path)
   }
 
   #wire(): void {
@@ -306,60 +274,20 @@ export class Relay {
       )
     }
     registerReadApi(router, { journal, tokens: () => this.#tokens })
-    router.add('GET', '/livez', (_req, res) => sendJson(res, 200, '{"ok":true}'))
-    router.add('GET', '/readyz', (_req, res) => {
-      if (this.ready) {
-        sendJson(res, 200, `{"ok":true,"head":${journal.head}}`)
-      } else {
-        const why = this.#closing ? 'closing' : (journal.refusal(READY_PROBE_BYTES)?.message ?? 'not ready')
-        sendError(res, 503, 'HOOKRELAY_NOT_READY', why, { headers: { 'retry-after': '5' } })
-      }
+    registerHealth(router, {
+      journal,
+      metrics,
+      log,
+      config: () => this.#config,
+      ready: () => this.ready,
+      notReadyReason: () => (this.#closing ? 'closing' : (journal.refusal(READY_PROBE_BYTES)?.message ?? 'not ready')),
     })
-    router.add('GET', '/metrics', (req, res) => {
-      const denied = this.#metricsDenied(req)
-      if (denied) {
-        sendError(res, denied[0], denied[1], denied[2], denied[0] === 401 ? { headers: { 'www-authenticate': 'Bearer' } } : undefined)
-        return
-      }
-      metrics.ready.set(this.ready ? 1 : 0)
-      metrics.journalBytes.set(journal.usedBytes)
-      metrics.oldestSeq.set(journal.earliest)
-      metrics.registry.metrics().then(
-        (text) => {
-          if (res.destroyed) return
-          res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) })
-          res.end(text)
-        },
-        (err: unknown) => {
-          log.error({ err }, 'metrics failed')
-          sendError(res, 500, 'HOOKRELAY_METRICS_FAILED', 'metrics failed')
-        },
-      )
-    })
-  }
-
-  /**
-   * `/metrics` names subscribers and consumers: with `metrics.token` set it
-   * wants that bearer token; without one it answers only when the relay
-   * listens on loopback.
-   */
-  #metricsDenied(req: IncomingMessage): [number, string, string] | undefined {
-    const want = this.#config.metrics.token
-    if (want === '') {
-      if (isLoopbackHost(this.#config.listen.host)) return undefined
-      return [403, 'HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
-    }
-    const got = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? ''
-    const a = Buffer.from(got)
-    const b = Buffer.from(want)
-    if (a.length === b.length && timingSafeEqual(a, b)) return undefined
-    return [401, 'HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']
   }
 
   /**
    * Binds the listen socket (exclusively: a port already served makes start
    * fail). A fixed port that is still held (a previous instance closing) is
-   * retried for up to LISTEN_RETRY_MS first. WebSocket upgrades go through a
+   * retried for up to `retryMs` first. WebSocket upgrades go through a
    * private Unix socket to uWS.
    */
   async #listenNow(retryMs: number): Promise<void> {
@@ -409,12 +337,4 @@ export class Relay {
 function retentionLimits(c: Config): { maxAgeMs: number; maxBytes: number; hardBytes: number } {
   const { max_age_ms, max_bytes } = c.journal.retention
   return { maxAgeMs: max_age_ms, maxBytes: max_bytes, hardBytes: hardLimitFor(max_bytes, c.journal.map_size) }
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b)
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || isLoopback(canonicalIp(host))
 }

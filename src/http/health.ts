@@ -1,0 +1,73 @@
+/**
+ * `/livez`, `/readyz` and `/metrics` on the relay's listener.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Config } from '../config/types.js'
+import type { Journal } from '../journal/journal.js'
+import type { Logger } from '../log.js'
+import type { Metrics } from '../metrics.js'
+import type { Router } from './front.js'
+import { canonicalIp, isLoopback } from './rate-limit.js'
+import { sendError, sendJson } from './respond.js'
+
+export interface HealthContext {
+  journal: Journal
+  metrics: Metrics
+  log: Logger
+  config: () => Config
+  ready: () => boolean
+  /** Why the relay is not ready (for `/readyz`'s 503). */
+  notReadyReason: () => string
+}
+
+export function registerHealth(router: Router, ctx: HealthContext): void {
+  const { journal, metrics, log } = ctx
+  router.add('GET', '/livez', (_req, res) => sendJson(res, 200, '{"ok":true}'))
+  router.add('GET', '/readyz', (_req, res) => {
+    if (ctx.ready()) sendJson(res, 200, `{"ok":true,"head":${journal.head}}`)
+    else sendError(res, 503, 'HOOKRELAY_NOT_READY', ctx.notReadyReason(), { headers: { 'retry-after': '5' } })
+  })
+  router.add('GET', '/metrics', (req, res) => {
+    const denied = metricsDenied(req, ctx.config())
+    if (denied) {
+      sendError(res, denied[0], denied[1], denied[2], denied[0] === 401 ? { headers: { 'www-authenticate': 'Bearer' } } : undefined)
+      return
+    }
+    metrics.ready.set(ctx.ready() ? 1 : 0)
+    metrics.journalBytes.set(journal.usedBytes)
+    metrics.oldestSeq.set(journal.earliest)
+    metrics.registry.metrics().then(
+      (text) => {
+        if (res.destroyed) return
+        res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) })
+        res.end(text)
+      },
+      (err: unknown) => {
+        log.error({ err }, 'metrics failed')
+        sendError(res, 500, 'HOOKRELAY_METRICS_FAILED', 'metrics failed')
+      },
+    )
+  })
+}
+
+/**
+ * `/metrics` names subscribers and consumers: with `metrics.token` set it
+ * wants that bearer token; without one it answers only when the relay
+ * listens on loopback.
+ */
+function metricsDenied(req: IncomingMessage, config: Config): [number, string, string] | undefined {
+  const want = config.metrics.token
+  if (want === '') {
+    if (isLoopbackHost(config.listen.host)) return undefined
+    return [403, 'HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
+  }
+  const got = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')
+  const expected = Buffer.from(want)
+  if (got.length === expected.length && timingSafeEqual(got, expected)) return undefined
+  return [401, 'HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || isLoopback(canonicalIp(host))
+}
