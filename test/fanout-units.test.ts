@@ -3,16 +3,10 @@
 // shared frame cache, event globs, consumer ack batching.
 import t from 'tap'
 import { ConsumerCursors } from '../src/fanout/consumer-cursors.js'
-import {
-  BadFrame,
-  RecentFrames,
-  encodeEventFrame,
-  errorFrame,
-  eventMatcher,
-  globMatch,
-  parseClientFrame,
-  type EventFrame,
-} from '../src/fanout/frames.js'
+import { BadFrame, parseClientFrame } from '../src/fanout/client-frame-parser.js'
+import { eventMatcher, globMatch } from '../src/fanout/event-glob.js'
+import { encodeEventFrame, errorFrame, type EventFrame } from '../src/fanout/frame-encoder.js'
+import { RecentFrames } from '../src/fanout/recent-frames.js'
 import { Subscriber, type PumpContext, type SocketData } from '../src/fanout/subscriber.js'
 import type { Journal } from '../src/journal/journal.js'
 import { encodeEvent, decodeEvent } from '../src/journal/record.js'
@@ -80,7 +74,7 @@ function setup(frames: EventFrame[], over: Partial<PumpContext> = {}) {
   }
   const ws = new FakeSocket()
   const sub = new Subscriber(1, '127.0.0.1', { name: 'app', sources: null })
-  sub.ws = ws as unknown as WebSocket<SocketData>
+  sub.attach(ws as unknown as WebSocket<SocketData>)
   return { ctx, ws, sub, calls }
 }
 
@@ -95,7 +89,7 @@ t.test('pump: sends in order up to high_water, waits for drain, then continues; 
   t.same(ws.sent, range(1, 10).map((f) => f.seq), 'stops once 1000 bytes are buffered')
   t.ok(sub.waitingDrain)
   ws.buffered = 0
-  sub.waitingDrain = false
+  sub.drain(ctx.highWater)
   ws.sticky = false
   sub.pump(ctx)
   t.same(ws.sent.slice(10), [...range(11, 30).map((f) => f.seq), '{"type":"live","seq":30}'])
