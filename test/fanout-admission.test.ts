@@ -57,7 +57,7 @@ t.test('authenticating by frame counts from then on; past max_connections_per_ip
   await connect(t, url, TOKEN)
   const late = await connect(t, url)
   late.send({ type: 'auth', token: TOKEN })
-  t.match(await late.closed, { code: 1013, reason: /too many stream connections/ })
+  t.match(await late.end(), { code: 1013, reason: /too many stream connections/ })
   t.equal(late.frames.length, 0, 'no welcome')
 
   a.ws.close()
@@ -89,19 +89,19 @@ t.test('subscribing to a source that is not configured closes 4400 with the reas
   const unknown = await connect(t, url, TOKEN)
   await unknown.next()
   unknown.send({ type: 'subscribe', after: 0, sources: ['runflow', 'runflw'] })
-  t.match(await unknown.closed, { code: 4400, reason: /no source named runflw is configured/ })
+  t.match(await unknown.end(), { code: 4400, reason: /no source named runflw is configured/ })
   t.equal(unknown.frames.length, 0, 'not subscribed')
 
   const withStar = await connect(t, url, TOKEN)
   await withStar.next()
   withStar.send({ type: 'subscribe', after: 0, sources: ['*', 'nope'] })
-  t.match(await withStar.closed, { code: 4400, reason: /nope/ })
+  t.match(await withStar.end(), { code: 4400, reason: /nope/ })
 
   // A token that may not read it learns nothing about whether it exists.
   const limited = await connect(t, url, TOKEN_GH)
   await limited.next()
   limited.send({ type: 'subscribe', after: 0, sources: ['nope'] })
-  t.match(await limited.closed, { code: 4403 })
+  t.match(await limited.end(), { code: 4403 })
 
   const known = await connect(t, url, TOKEN)
   await known.next()
