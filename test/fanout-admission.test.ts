@@ -2,7 +2,8 @@
 // Sockets still in the auth window must not lock out subscribers that authenticate,
 // and a subscription must name sources that exist.
 import t from 'tap'
-import { fanoutExtension, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, type HubOptions } from '../src/fanout/hub.js'
+import { MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS } from '../src/fanout/connection-limits.js'
+import { fanoutExtension, type HubOptions } from '../src/fanout/hub.js'
 import { TOKEN, TOKEN_GH, startTestRelay, ingestDirect } from './helpers/relay.js'
 import { connect, upgradeStatus, type Conn } from './helpers/ws-conn.js'
 

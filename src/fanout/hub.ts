@@ -8,7 +8,7 @@
  *   `stream.max_connections_per_ip` (over it, HTTP 429 on the upgrade, or
  *   close 1013 when an auth frame would pass it); ones still in the auth
  *   window count only against MAX_UNAUTHENTICATED_PER_ADDRESS and
- *   MAX_UNAUTHENTICATED (HTTP 429), so sockets that never authenticate cannot
+ *   MAX_UNAUTHENTICATED (HTTP 429; see connection-limits.ts), so sockets that never authenticate cannot
  *   lock subscribers with a token out.
  * - no `Authorization` header: the first frame must be `{"type":"auth"}`
  *   within 5 s, else close 4401 (also for a bad token or another frame first).
@@ -45,6 +45,7 @@ import { CLOSE } from '../protocol/close-codes.js'
 import type { ClientFrame, SubscribeFrame } from '../protocol/frames.js'
 import type { Relay } from '../relay.js'
 import { BadFrame, parseClientFrame } from './client-frame-parser.js'
+import { ConnectionLimits } from './connection-limits.js'
 import { ConsumerCursors } from './consumer-cursors.js'
 import { eventMatcher } from './event-glob.js'
 import { errorFrame, subscribedFrame, welcomeFrame } from './frame-encoder.js'
@@ -54,15 +55,6 @@ import { SharedFrames } from './shared-frames.js'
 import { StreamMetrics } from './stream-metrics.js'
 import { consumerKey, decideSubscribe, type ConsumerLookup } from './subscribe-decision.js'
 import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
-
-/**
- * Connections from one address still in the auth window (no `Authorization`
- * header, no auth frame yet). Small: a browser tab needs one, and each holds
- * a socket for up to the auth timeout without proving anything.
- */
-export const MAX_UNAUTHENTICATED_PER_ADDRESS = 16
-/** Connections in the auth window from all addresses together. */
-export const MAX_UNAUTHENTICATED = 256
 
 /** uWS's socket context handed to `res.upgrade` (not re-exported by http/uws.ts). */
 type UpgradeContext = Parameters<HttpResponse['upgrade']>[4]
@@ -102,12 +94,7 @@ export class Hub {
   #relay: Relay
   #subs = new Set<Subscriber>()
   #byConsumer = new Map<string, Subscriber>()
-  /** Authenticated connections per address (`stream.max_connections_per_ip`). */
-  #perIp = new Map<string, number>()
-  #admitted = new Set<Subscriber>()
-  /** Connections in the auth window per address, and all of them. */
-  #pendingPerIp = new Map<string, number>()
-  #pending = new Set<Subscriber>()
+  #limits: ConnectionLimits
   #nextId = 1
   #closing = false
   #closed: Promise<void> | undefined
@@ -122,6 +109,7 @@ export class Hub {
     const { journal, config } = relay
     const stream = config.stream
     this.#authTimeoutMs = opts.authTimeoutMs ?? 5000
+    this.#limits = new ConnectionLimits(() => relay.config.stream.max_connections_per_ip)
     this.cursors = new ConsumerCursors(journal, relay.log, opts.ackFlushMs ?? 1000)
     this.metrics = new StreamMetrics(relay.metrics.registry, {
       lags: () => this.#lags(),
@@ -202,13 +190,12 @@ export class Hub {
       return
     }
     if (authorization === '') {
-      if ((this.#pendingPerIp.get(ip) ?? 0) >= MAX_UNAUTHENTICATED_PER_ADDRESS || this.#pending.size >= MAX_UNAUTHENTICATED) {
+      if (!this.#limits.mayWait(ip)) {
         tooMany(res, 'too many stream connections waiting to authenticate; send Authorization: Bearer <token> on the upgrade')
         return
       }
       const sub = new Subscriber(this.#nextId++, ip, undefined)
-      this.#pending.add(sub)
-      bump(this.#pendingPerIp, ip, 1)
+      this.#limits.wait(sub)
       res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
       return
     }
@@ -220,22 +207,13 @@ export class Hub {
       })
       return
     }
-    if (!this.#hasRoom(ip)) {
+    if (!this.#limits.hasRoom(ip)) {
       tooMany(res, 'too many stream connections from this address (stream.max_connections_per_ip)')
       return
     }
     const sub = new Subscriber(this.#nextId++, ip, principal, token)
-    this.#admit(sub)
+    this.#limits.admit(sub)
     res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
-  }
-
-  #hasRoom(ip: string): boolean {
-    return (this.#perIp.get(ip) ?? 0) < this.#relay.config.stream.max_connections_per_ip
-  }
-
-  #admit(sub: Subscriber): void {
-    this.#admitted.add(sub)
-    bump(this.#perIp, sub.ip, 1)
   }
 
   #open(ws: WebSocket<SocketData>): void {
@@ -299,18 +277,14 @@ export class Hub {
       ws.end(CLOSE.AUTH, 'unknown token')
       return
     }
-    this.#leavePending(sub)
-    if (!this.#hasRoom(sub.ip)) {
+    this.#limits.leaveWaiting(sub)
+    if (!this.#limits.hasRoom(sub.ip)) {
       ws.end(CLOSE.TRY_AGAIN_LATER, 'too many stream connections from this address: reconnect later')
       return
     }
-    this.#admit(sub)
+    this.#limits.admit(sub)
     sub.authenticate(principal, frame.token)
     this.#welcome(sub)
-  }
-
-  #leavePending(sub: Subscriber): void {
-    if (this.#pending.delete(sub)) bump(this.#pendingPerIp, sub.ip, -1)
   }
 
   #subscribe(sub: Subscriber, f: SubscribeFrame): void {
@@ -397,8 +371,7 @@ export class Hub {
     sub.detach()
     this.#subs.delete(sub)
     this.metrics.subscribers.dec()
-    this.#leavePending(sub)
-    if (this.#admitted.delete(sub)) bump(this.#perIp, sub.ip, -1)
+    this.#limits.release(sub)
     if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) {
       this.#byConsumer.delete(sub.consumer)
       // "Always on close": a consumer that disconnects has its acks stored now.
@@ -464,10 +437,4 @@ export class Hub {
 
 function tooMany(res: HttpResponse, message: string): void {
   sendError(res, 429, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', message, { headers: { 'retry-after': '5' } })
-}
-
-function bump(counts: Map<string, number>, key: string, by: 1 | -1): void {
-  const n = (counts.get(key) ?? 0) + by
-  if (n <= 0) counts.delete(key)
-  else counts.set(key, n)
 }
