@@ -1,7 +1,8 @@
 // Unit tests for the fan-out parts that a black-box run cannot steer
 // deterministically: the pump against a scripted socket, frame parsing, the
-// shared frame cache, event globs, consumer ack batching.
+// shared frame cache, event globs, consumer ack batching, connection limits.
 import t from 'tap'
+import { ConnectionLimits, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS } from '../src/fanout/connection-limits.js'
 import { ConsumerCursors } from '../src/fanout/consumer-cursors.js'
 import { BadFrame, parseClientFrame } from '../src/fanout/client-frame-parser.js'
 import { eventMatcher, globMatch } from '../src/fanout/event-glob.js'
@@ -315,4 +316,36 @@ t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when no
   failing.record('z', 1)
   await failing.flush()
   t.equal(failing.position('z'), 1, 'a failed write keeps the ack in memory')
+})
+
+t.test('ConnectionLimits: the auth window is counted apart from max_connections_per_ip, per address and in all', async (t) => {
+  let max = 1
+  const limits = new ConnectionLimits(() => max)
+  const waiting = Array.from({ length: MAX_UNAUTHENTICATED_PER_ADDRESS }, (_, i) => new Subscriber(i, '10.0.0.1', undefined))
+  for (const s of waiting) {
+    t.ok(limits.mayWait('10.0.0.1'))
+    limits.wait(s)
+  }
+  t.notOk(limits.mayWait('10.0.0.1'), 'the address is full in the auth window')
+  t.ok(limits.hasRoom('10.0.0.1'), 'which takes nothing from the authenticated share')
+  const a = new Subscriber(100, '10.0.0.1', { name: 'app', sources: null })
+  limits.admit(a)
+  t.notOk(limits.hasRoom('10.0.0.1'), 'max_connections_per_ip reached')
+  max = 2
+  t.ok(limits.hasRoom('10.0.0.1'), 'the limit is read at each check (reload)')
+  limits.leaveWaiting(waiting[0]!)
+  t.ok(limits.mayWait('10.0.0.1'), 'a socket that authenticates leaves the window')
+  limits.release(waiting[0]!)
+  limits.release(waiting[1]!)
+  limits.release(waiting[1]!)
+  limits.wait(waiting[0]!)
+  limits.wait(waiting[1]!)
+  t.notOk(limits.mayWait('10.0.0.1'), 'a release is counted once')
+  limits.release(a)
+  max = 1
+  t.ok(limits.hasRoom('10.0.0.1'))
+
+  const all = new ConnectionLimits(() => 100)
+  for (let i = 0; i < MAX_UNAUTHENTICATED; i++) all.wait(new Subscriber(i, `10.1.${Math.floor(i / MAX_UNAUTHENTICATED_PER_ADDRESS)}.1`, undefined))
+  t.notOk(all.mayWait('10.9.9.9'), `${MAX_UNAUTHENTICATED} in all: a new address waits too`)
 })
