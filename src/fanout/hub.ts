@@ -1,5 +1,5 @@
 /**
- * `/v1/stream`: the fan-out hub (DESIGN.md "Subscriber protocol v1").
+ * `/v1/stream`: the fan-out hub (README "Live stream"; frames and close codes in src/protocol).
  *
  * Protocol errors, as this hub answers them:
  * - upgrade with a bad `Authorization` header: HTTP 401, never 101; relay

@@ -35,16 +35,6 @@ const PUMP_BUDGET = 2048
 const PAGE_BYTES = 256 * 1024
 const PAGE_MAX = 512
 
-/**
- * One connected subscriber: its principal, its subscription and its pump.
- *
- * The pump reads the journal (through the hub's shared frame cache) from the
- * subscriber's cursor and sends while uWS's buffered amount for the socket is
- * under `high_water`; it stops and waits for `drain`, an ack (when
- * `max_inflight` is reached) or a commit (at the head). It never buffers more
- * than one page beyond what uWS holds, so a stalled subscriber costs the
- * server at most `high_water` + one frame + one page.
- */
 export type SubscriberState = 'auth' | 'ready' | 'subscribed' | 'closed'
 
 /** What a `subscribe` set up, as `Subscriber.start` takes it. */
@@ -59,6 +49,16 @@ export interface SubscriptionSpec {
   matchEvent: ((event: string) => boolean) | null
 }
 
+/**
+ * One connected subscriber: its principal, its subscription and its pump.
+ *
+ * The pump reads the journal (through the hub's shared frame cache) from the
+ * subscriber's cursor and sends while uWS's buffered amount for the socket is
+ * under `high_water`; it stops and waits for `drain`, an ack (when
+ * `max_inflight` is reached) or a commit (at the head). It never buffers more
+ * than one page beyond what uWS holds, so a stalled subscriber costs the
+ * server at most `high_water` + one frame + one page.
+ */
 export class Subscriber {
   readonly id: number
   readonly ip: string
