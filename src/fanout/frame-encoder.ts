@@ -7,7 +7,7 @@
  * every subscriber through `RecentFrames`.
  */
 import type { StoredEvent } from '../journal/record.js'
-import type { StreamErrorCode } from '../protocol/frames.js'
+import type { ErrorFrame, StreamErrorCode } from '../protocol/frames.js'
 
 /** One encoded event, with what a subscriber's filter needs to look at. */
 export interface EventFrame {
@@ -51,9 +51,10 @@ export function liveFrame(seq: number): string {
   return `{"type":"live","seq":${seq}}`
 }
 
-export function errorFrame(code: StreamErrorCode, fields: Record<string, string | number> = {}): string {
+/** `{"type":"error","code":...}` with `fields` in the order given. */
+export function errorFrame(code: StreamErrorCode, fields: Omit<ErrorFrame, 'type' | 'code'> = {}): string {
   let s = `{"type":"error","code":"${code}"`
-  for (const k in fields) s += `,${JSON.stringify(k)}:${JSON.stringify(fields[k])}`
+  for (const [k, v] of Object.entries(fields)) s += `,${JSON.stringify(k)}:${JSON.stringify(v)}`
   return `${s}}`
 }
 
