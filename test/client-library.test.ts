@@ -353,4 +353,7 @@ t.test('a refused upgrade is judged by its HTTP status: 429 is retried until the
 
   const bad = subscribe({ url, token: 'nope', backoff: { initialMs: 10, maxMs: 50 } })
   t.match(await bad.done.catch((e: unknown) => e), { code: 'HOOKRELAY_CLIENT_UNAUTHORIZED', details: { status: 401 } })
+
+  const { fatalClose } = await import('../src/client/fatal.js')
+  t.equal(fatalClose(1013, 'too many stream connections from this address', undefined, undefined), undefined, 'close 1013 (frame auth past the cap): reconnect')
 })
