@@ -332,3 +332,28 @@ t.test('which endings are final: close codes, HTTP statuses, error frames', asyn
   })
   t.equal(fatalErrorFrame({ type: 'error', code: 'ack_ahead' }), undefined)
 })
+
+t.test('a refused upgrade is judged by its HTTP status: 429 is retried until there is room, 401 stops', async (t) => {
+  const dir = t.testdir()
+  const config = loadConfigText(testConfigYaml(dir, 'stream: { max_connections_per_ip: 1 }'), '<test>', { env: {} })
+  const relay = await Relay.start(config, { logger: silent, processMetrics: false, extensions: [fanoutExtension()] })
+  t.teardown(() => relay.close())
+  const url = `ws://127.0.0.1:${relay.port}/v1/stream`
+  const holder = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } })
+  t.teardown(() => holder.terminate())
+  await once(holder, 'open')
+
+  const sub = subscribe({ url, token: TOKEN, after: 'latest', backoff: { initialMs: 10, maxMs: 50 } })
+  t.teardown(() => sub.close())
+  const [refused] = (await once(sub, 'disconnected')) as [{ code: number; reason: string }]
+  t.match(refused, { code: 1006, reason: /429/ }, 'the address is full: a 429, not fatal')
+  holder.close()
+  await once(sub, 'subscribed')
+  t.ok(sub.connected, 'in once the holder left')
+
+  const bad = subscribe({ url, token: 'nope', backoff: { initialMs: 10, maxMs: 50 } })
+  t.match(await bad.done.catch((e: unknown) => e), { code: 'HOOKRELAY_CLIENT_UNAUTHORIZED', details: { status: 401 } })
+
+  const { fatalClose } = await import('../src/client/fatal.js')
+  t.equal(fatalClose(1013, 'too many stream connections from this address', undefined, undefined), undefined, 'close 1013 (frame auth past the cap): reconnect')
+})

@@ -1,14 +1,12 @@
 // Black-box: /v1/stream protocol v1 over a real uWS relay on port 0 and real `ws` clients.
 import { once } from 'node:events'
-import { createHash } from 'node:crypto'
-import { request } from 'node:http'
 import t from 'tap'
 import { fanoutExtension, type Hub, type HubOptions } from '../src/fanout/hub.js'
 import type { Relay } from '../src/relay.js'
 import { sampleRunflowCallback } from '../src/sample.js'
 import { signGithub } from '../src/verify/sign.js'
 import { TOKEN, TOKEN_GH, post, postRunflow, startTestRelay, ingestDirect } from './helpers/relay.js'
-import { Conn, connect } from './helpers/ws-conn.js'
+import { Conn, connect, upgradeStatus } from './helpers/ws-conn.js'
 
 interface TapLike {
   testdir(fixture?: unknown): string
@@ -23,35 +21,6 @@ async function startHub(t: TapLike, opts: { extra?: string; hub?: HubOptions; di
     relay: { extensions: [fanoutExtension({ ...opts.hub, onHub: (h) => (hub = h) })] },
   })
   return { relay, base, dir, hub: hub!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
-}
-
-/** The HTTP status a failed upgrade gets (and proof it was not 101). */
-function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url.replace('ws:', 'http:'))
-    const req = request({
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname,
-      headers: {
-        connection: 'Upgrade',
-        upgrade: 'websocket',
-        'sec-websocket-version': '13',
-        'sec-websocket-key': createHash('md5').update(String(Math.random())).digest('base64'),
-        ...headers,
-      },
-    })
-    req.on('upgrade', (res, socket) => {
-      socket.destroy()
-      resolve(res.statusCode ?? 0)
-    })
-    req.on('response', (res) => {
-      res.resume()
-      resolve(res.statusCode ?? 0)
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }
 
 let keyN = 0

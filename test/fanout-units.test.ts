@@ -1,18 +1,13 @@
 // Unit tests for the fan-out parts that a black-box run cannot steer
 // deterministically: the pump against a scripted socket, frame parsing, the
-// shared frame cache, event globs, consumer ack batching.
+// shared frame cache, event globs, consumer ack batching, connection limits.
 import t from 'tap'
+import { ConnectionLimits, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS } from '../src/fanout/connection-limits.js'
 import { ConsumerCursors } from '../src/fanout/consumer-cursors.js'
-import {
-  BadFrame,
-  RecentFrames,
-  encodeEventFrame,
-  errorFrame,
-  eventMatcher,
-  globMatch,
-  parseClientFrame,
-  type EventFrame,
-} from '../src/fanout/frames.js'
+import { BadFrame, parseClientFrame } from '../src/fanout/client-frame-parser.js'
+import { eventMatcher, globMatch } from '../src/fanout/event-glob.js'
+import { encodeEventFrame, errorFrame, type EventFrame } from '../src/fanout/frame-encoder.js'
+import { RecentFrames } from '../src/fanout/recent-frames.js'
 import { Subscriber, type PumpContext, type SocketData } from '../src/fanout/subscriber.js'
 import type { Journal } from '../src/journal/journal.js'
 import { encodeEvent, decodeEvent } from '../src/journal/record.js'
@@ -80,7 +75,7 @@ function setup(frames: EventFrame[], over: Partial<PumpContext> = {}) {
   }
   const ws = new FakeSocket()
   const sub = new Subscriber(1, '127.0.0.1', { name: 'app', sources: null })
-  sub.ws = ws as unknown as WebSocket<SocketData>
+  sub.attach(ws as unknown as WebSocket<SocketData>)
   return { ctx, ws, sub, calls }
 }
 
@@ -95,7 +90,7 @@ t.test('pump: sends in order up to high_water, waits for drain, then continues; 
   t.same(ws.sent, range(1, 10).map((f) => f.seq), 'stops once 1000 bytes are buffered')
   t.ok(sub.waitingDrain)
   ws.buffered = 0
-  sub.waitingDrain = false
+  sub.drain(ctx.highWater)
   ws.sticky = false
   sub.pump(ctx)
   t.same(ws.sent.slice(10), [...range(11, 30).map((f) => f.seq), '{"type":"live","seq":30}'])
@@ -321,4 +316,36 @@ t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when no
   failing.record('z', 1)
   await failing.flush()
   t.equal(failing.position('z'), 1, 'a failed write keeps the ack in memory')
+})
+
+t.test('ConnectionLimits: the auth window is counted apart from max_connections_per_ip, per address and in all', async (t) => {
+  let max = 1
+  const limits = new ConnectionLimits(() => max)
+  const waiting = Array.from({ length: MAX_UNAUTHENTICATED_PER_ADDRESS }, (_, i) => new Subscriber(i, '10.0.0.1', undefined))
+  for (const s of waiting) {
+    t.ok(limits.mayWait('10.0.0.1'))
+    limits.wait(s)
+  }
+  t.notOk(limits.mayWait('10.0.0.1'), 'the address is full in the auth window')
+  t.ok(limits.hasRoom('10.0.0.1'), 'which takes nothing from the authenticated share')
+  const a = new Subscriber(100, '10.0.0.1', { name: 'app', sources: null })
+  limits.admit(a)
+  t.notOk(limits.hasRoom('10.0.0.1'), 'max_connections_per_ip reached')
+  max = 2
+  t.ok(limits.hasRoom('10.0.0.1'), 'the limit is read at each check (reload)')
+  limits.leaveWaiting(waiting[0]!)
+  t.ok(limits.mayWait('10.0.0.1'), 'a socket that authenticates leaves the window')
+  limits.release(waiting[0]!)
+  limits.release(waiting[1]!)
+  limits.release(waiting[1]!)
+  limits.wait(waiting[0]!)
+  limits.wait(waiting[1]!)
+  t.notOk(limits.mayWait('10.0.0.1'), 'a release is counted once')
+  limits.release(a)
+  max = 1
+  t.ok(limits.hasRoom('10.0.0.1'))
+
+  const all = new ConnectionLimits(() => 100)
+  for (let i = 0; i < MAX_UNAUTHENTICATED; i++) all.wait(new Subscriber(i, `10.1.${Math.floor(i / MAX_UNAUTHENTICATED_PER_ADDRESS)}.1`, undefined))
+  t.notOk(all.mayWait('10.9.9.9'), `${MAX_UNAUTHENTICATED} in all: a new address waits too`)
 })

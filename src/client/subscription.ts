@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
+import type { AckFrame, ServerFrame, SubscribeFrame } from '../protocol/frames.js'
 import { Backoff } from './backoff.js'
+import { DeliveryQueue } from './delivery-queue.js'
 import { fatalClose, fatalErrorFrame } from './fatal.js'
 import { ClientError, type StreamEvent, type SubscribeOptions, type SubscriptionEvents } from './types.js'
 
@@ -20,7 +22,6 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
   #opts: SubscribeOptions<Body>
   #backoff: Backoff
   #ackEnabled: boolean
-  #highWater: number
   #ws: WebSocket | undefined
   #reconnectTimer: NodeJS.Timeout | undefined
   #staleTimer: NodeJS.Timeout | undefined
@@ -49,9 +50,7 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
   #lastAckSent = 0
   #ackScheduled = false
 
-  #queue: StreamEvent<Body>[] = []
-  #queueStart = 0
-  #paused = false
+  #queue: DeliveryQueue<StreamEvent<Body>>
   #iterating = false
   #yielded: { event: StreamEvent<Body>; generation: number } | undefined
   #waiter: { resolve: (r: IteratorResult<StreamEvent<Body>>) => void; reject: (e: unknown) => void } | undefined
@@ -63,7 +62,7 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
     this.#opts = opts
     this.#backoff = new Backoff(opts.backoff)
     this.#ackEnabled = opts.ack ?? opts.consumer !== undefined
-    this.#highWater = Math.max(1, opts.highWater ?? 1000)
+    this.#queue = new DeliveryQueue(opts.highWater ?? 1000, { pause: () => this.#ws?.pause(), resume: () => this.#ws?.resume() })
     this.#epoch = opts.epoch
     if (typeof opts.after === 'number') {
       this.#processed = opts.after
@@ -155,10 +154,16 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
       if (ws === this.#ws) this.#onFrame(ws, data as Buffer)
     })
     ws.on('ping', () => (this.#lastSeen = Date.now()))
+    // A refused upgrade: its status decides whether reconnecting can help.
+    ws.on('unexpected-response', (_req, res) => {
+      httpStatus = res.statusCode
+      lastError = new Error(`Unexpected server response: ${res.statusCode}`)
+      res.resume()
+      ws.terminate()
+    })
     ws.on('error', (err) => {
-      lastError = err
-      const m = /Unexpected server response: (\d+)/.exec(err.message)
-      if (m) httpStatus = Number(m[1])
+      // After a refused upgrade, the error is only that of the terminate above.
+      if (httpStatus === undefined) lastError = err
     })
     ws.on('close', (code, reason) => this.#onClose(ws, code, reason.toString(), httpStatus, lastError))
   }
@@ -175,22 +180,28 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
   }
 
   #onFrame(ws: WebSocket, data: Buffer): void {
-    let f: any
+    let v: unknown
     try {
-      f = JSON.parse(data.toString('utf8'))
+      v = JSON.parse(data.toString('utf8'))
     } catch (cause) {
       this.#fail(new ClientError('HOOKRELAY_CLIENT_PROTOCOL', 'the relay sent a frame that is not JSON', { cause }))
       return
     }
+    if (typeof v !== 'object' || v === null) {
+      this.#fail(new ClientError('HOOKRELAY_CLIENT_PROTOCOL', 'the relay sent a frame that is not a JSON object'))
+      return
+    }
+    // The relay speaks protocol v1; a frame type this client does not know is ignored below.
+    const f = v as ServerFrame<Body>
     switch (f.type) {
       case 'event':
-        this.#onEvent(f as StreamEvent<Body>)
+        this.#onEvent(f)
         return
       case 'welcome':
-        this.#onWelcome(ws, String(f.epoch))
+        this.#onWelcome(ws, f.epoch)
         return
       case 'subscribed': {
-        const after = Number(f.after)
+        const after = f.after
         this.#backoff.reset()
         this.#subscribedNow = true
         this.#connReceived = after
@@ -198,12 +209,12 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
         this.#processed ??= after
         this.#dispatched = Math.max(this.#dispatched, after)
         this.#highest = Math.max(this.#highest, this.#dispatched)
-        this.emit('subscribed', { epoch: String(f.epoch), after, head: Number(f.head), reconnects: this.#connects - 1 })
+        this.emit('subscribed', { epoch: f.epoch, after, head: f.head, reconnects: this.#connects - 1 })
         this.#scheduleAck()
         return
       }
       case 'live':
-        this.emit('live', Number(f.seq))
+        this.emit('live', f.seq)
         return
       case 'error':
         {
@@ -241,7 +252,7 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
     }
     this.#epoch = epoch
     const o = this.#opts
-    const frame: Record<string, unknown> = { type: 'subscribe' }
+    const frame: SubscribeFrame = { type: 'subscribe' }
     if (this.#processed !== undefined) frame.after = this.#processed
     else if (o.after !== undefined) frame.after = o.after
     if (o.consumer !== undefined) frame.consumer = o.consumer
@@ -260,36 +271,18 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
     }
     this.#highest = e.seq
     this.#queue.push(e)
-    if (!this.#paused && this.#queue.length - this.#queueStart >= this.#highWater) {
-      this.#paused = true
-      this.#ws?.pause()
-    }
     this.#deliver()
   }
 
   #shift(): StreamEvent<Body> | undefined {
-    if (this.#queueStart >= this.#queue.length) return undefined
-    const e = this.#queue[this.#queueStart++]!
-    if (this.#queueStart === this.#queue.length) {
-      this.#queue = []
-      this.#queueStart = 0
-    } else if (this.#queueStart > 1024) {
-      this.#queue = this.#queue.slice(this.#queueStart)
-      this.#queueStart = 0
-    }
-    if (this.#paused && this.#queue.length - this.#queueStart <= this.#highWater / 2) {
-      this.#paused = false
-      this.#ws?.resume()
-    }
-    this.#dispatched = e.seq
+    const e = this.#queue.shift()
+    if (e !== undefined) this.#dispatched = e.seq
     return e
   }
 
   #dropQueue(): void {
-    this.#queue = []
-    this.#queueStart = 0
+    this.#queue.clear()
     this.#highest = this.#dispatched
-    this.#paused = false
   }
 
   #deliver(): void {
@@ -369,7 +362,8 @@ export class Subscription<Body = unknown> extends EventEmitter<SubscriptionEvent
     const seq = Math.min(this.#processed ?? 0, this.#connReceived)
     if (seq <= this.#lastAckSent) return
     this.#lastAckSent = seq
-    ws.send(`{"type":"ack","seq":${seq}}`)
+    const ack: AckFrame = { type: 'ack', seq }
+    ws.send(JSON.stringify(ack))
   }
 
   #onClose(ws: WebSocket, code: number, reason: string, httpStatus: number | undefined, lastError: Error | undefined): void {

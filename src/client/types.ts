@@ -1,20 +1,6 @@
-/** One journaled event as a subscriber receives it (protocol v1 `event` frame). */
-export interface StreamEvent<Body = unknown> {
-  /** Journal position: gapless, increasing, unique within an epoch. */
-  seq: number
-  /** Source name from the relay's config, e.g. `runflow`. */
-  source: string
-  /** Event name, e.g. `run.completed`. */
-  event: string
-  /** Idempotency key (Runflow: `run_id` / `batch_id`). */
-  key: string
-  /** 1 for the first body seen for this key, +1 for each different body after. */
-  revision: number
-  /** ISO 8601 time the relay received it. */
-  received_at: string
-  /** The sender's JSON body, as sent. */
-  body: Body
-}
+import type { StreamEvent } from '../protocol/frames.js'
+
+export type { StreamEvent }
 
 /** Backoff between reconnects: full jitter, `random(0, min(maxMs, initialMs * 2^attempt))`. */
 export interface BackoffOptions {

@@ -1,16 +1,23 @@
 /**
- * `/v1/stream`: the fan-out hub (DESIGN.md "Subscriber protocol v1").
+ * `/v1/stream`: the fan-out hub (README "Live stream"; frames and close codes in src/protocol).
  *
  * Protocol errors, as this hub answers them:
- * - upgrade with a bad `Authorization` header: HTTP 401, never 101; too many
- *   connections from one address: HTTP 429; relay closing: HTTP 503.
+ * - upgrade with a bad `Authorization` header: HTTP 401, never 101; relay
+ *   closing: HTTP 503.
+ * - connections per address: authenticated ones count against
+ *   `stream.max_connections_per_ip` (over it, HTTP 429 on the upgrade, or
+ *   close 1013 when an auth frame would pass it); ones still in the auth
+ *   window count only against MAX_UNAUTHENTICATED_PER_ADDRESS and
+ *   MAX_UNAUTHENTICATED (HTTP 429; see connection-limits.ts), so sockets that never authenticate cannot
+ *   lock subscribers with a token out.
  * - no `Authorization` header: the first frame must be `{"type":"auth"}`
  *   within 5 s, else close 4401 (also for a bad token or another frame first).
  * - malformed JSON, a binary frame, an unknown frame type, a field of the
  *   wrong type, a second `subscribe`, an `ack` before `subscribe`, a second
  *   `auth`: close 4400 with the reason as the close message.
  * - a frame over `stream.max_payload`: uWS closes the connection (1006 or 1009).
- * - subscribing to a source the token may not read: close 4403.
+ * - subscribing to a source the token may not read: close 4403; to a source
+ *   that is not configured: close 4400.
  * - `subscribe.events` over MAX_EVENT_GLOBS globs or a glob over
  *   MAX_GLOB_LENGTH characters, a `consumer` name not 1-64 of
  *   `A-Za-z0-9._-`, or a new consumer past MAX_CONSUMERS_PER_SUBSCRIBER for
@@ -32,48 +39,27 @@
  * - buffered amount past `stream.hard_limit`: close 4008 (reconnect and resume).
  * - shutdown: close 1001.
  */
-import { canRead, type Principal } from '../http/auth.js'
 import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
+import { CLOSE } from '../protocol/close-codes.js'
+import type { ClientFrame, SubscribeFrame } from '../protocol/frames.js'
 import type { Relay } from '../relay.js'
-import { PEER_HEADER } from '../http/stream-bridge.js'
+import { BadFrame, parseClientFrame } from './client-frame-parser.js'
+import { ConnectionLimits } from './connection-limits.js'
 import { ConsumerCursors } from './consumer-cursors.js'
-import {
-  BadFrame,
-  RecentFrames,
-  errorFrame,
-  eventMatcher,
-  parseClientFrame,
-  subscribedFrame,
-  welcomeFrame,
-  type ClientFrame,
-} from './frames.js'
+import { eventMatcher } from './event-glob.js'
+import { errorFrame, subscribedFrame, welcomeFrame } from './frame-encoder.js'
+import { peerAddress } from './peer-address.js'
+import { RecentFrames } from './recent-frames.js'
 import { SharedFrames } from './shared-frames.js'
 import { StreamMetrics } from './stream-metrics.js'
+import { consumerKey, decideSubscribe, type ConsumerLookup } from './subscribe-decision.js'
 import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
-
-/**
- * Durable consumers one subscriber (token) may create. Each keeps its acked
- * position in the journal, and the lowest one holds retention back, so an
- * unbounded number is a way to pin the journal.
- */
-export const MAX_CONSUMERS_PER_SUBSCRIBER = 100
 
 /** uWS's socket context handed to `res.upgrade` (not re-exported by http/uws.ts). */
 type UpgradeContext = Parameters<HttpResponse['upgrade']>[4]
 
 export const STREAM_PATH = '/v1/stream'
-
-/** Close codes of protocol v1. */
-export const CLOSE = {
-  SHUTDOWN: 1001,
-  SLOW_CONSUMER: 4008,
-  BAD_FRAME: 4400,
-  AUTH: 4401,
-  FORBIDDEN: 4403,
-  CONSUMER_REPLACED: 4409,
-  CURSOR_EXPIRED: 4410,
-} as const
 
 export interface HubOptions {
   /** How long a connection without an `Authorization` header has to send its auth frame. Default 5000. */
@@ -108,7 +94,7 @@ export class Hub {
   #relay: Relay
   #subs = new Set<Subscriber>()
   #byConsumer = new Map<string, Subscriber>()
-  #perIp = new Map<string, number>()
+  #limits: ConnectionLimits
   #nextId = 1
   #closing = false
   #closed: Promise<void> | undefined
@@ -123,6 +109,7 @@ export class Hub {
     const { journal, config } = relay
     const stream = config.stream
     this.#authTimeoutMs = opts.authTimeoutMs ?? 5000
+    this.#limits = new ConnectionLimits(() => relay.config.stream.max_connections_per_ip)
     this.cursors = new ConsumerCursors(journal, relay.log, opts.ackFlushMs ?? 1000)
     this.metrics = new StreamMetrics(relay.metrics.registry, {
       lags: () => this.#lags(),
@@ -154,7 +141,7 @@ export class Hub {
       slowConsumer: (sub) => {
         this.metrics.slowConsumerCloses.inc()
         relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'slow subscriber closed (4008)')
-        sub.ws?.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume')
+        sub.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume')
       },
     }
 
@@ -176,10 +163,7 @@ export class Hub {
       message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
       drain: (ws) => {
         const sub = ws.getUserData().sub
-        if (sub.waitingDrain && ws.getBufferedAmount() < stream.high_water) {
-          sub.waitingDrain = false
-          this.#pump(sub)
-        }
+        if (sub.drain(stream.high_water)) this.#pump(sub)
       },
       close: (ws) => this.#onClose(ws.getUserData().sub),
     })
@@ -200,54 +184,48 @@ export class Hub {
     const protocol = req.getHeader('sec-websocket-protocol').split(',')[0]?.trim() ?? ''
     const extensions = req.getHeader('sec-websocket-extensions')
     const authorization = req.getHeader('authorization')
-    // The HTTP front forwards the client's address (the uWS peer is its private socket).
-    const ip = req.getHeader(PEER_HEADER)
+    const ip = peerAddress(res, req)
     if (this.#closing) {
       sendError(res, 503, 'HOOKRELAY_STREAM_CLOSING', 'the relay is shutting down; reconnect later', { headers: { 'retry-after': '5' } })
       return
     }
-    const count = this.#perIp.get(ip) ?? 0
-    if (count >= this.#relay.config.stream.max_connections_per_ip) {
-      sendError(res, 429, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', 'too many stream connections from this address (stream.max_connections_per_ip)', {
-        headers: { 'retry-after': '5' },
+    if (authorization === '') {
+      if (!this.#limits.mayWait(ip)) {
+        tooMany(res, 'too many stream connections waiting to authenticate; send Authorization: Bearer <token> on the upgrade')
+        return
+      }
+      const sub = new Subscriber(this.#nextId++, ip, undefined)
+      this.#limits.wait(sub)
+      res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
+      return
+    }
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
+    const principal = this.#relay.tokens.lookup(token)
+    if (!principal) {
+      sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+        headers: { 'www-authenticate': 'Bearer' },
       })
       return
     }
-    let principal: Principal | undefined
-    let token: string | undefined
-    if (authorization !== '') {
-      token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
-      principal = this.#relay.tokens.lookup(token)
-      if (!principal) {
-        sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
-          headers: { 'www-authenticate': 'Bearer' },
-        })
-        return
-      }
+    if (!this.#limits.hasRoom(ip)) {
+      tooMany(res, 'too many stream connections from this address (stream.max_connections_per_ip)')
+      return
     }
-    this.#perIp.set(ip, count + 1)
-    const sub = new Subscriber(this.#nextId++, ip, principal)
-    sub.token = token
+    const sub = new Subscriber(this.#nextId++, ip, principal, token)
+    this.#limits.admit(sub)
     res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
   }
 
   #open(ws: WebSocket<SocketData>): void {
     const sub = ws.getUserData().sub
-    sub.ws = ws
+    sub.attach(ws)
     this.#subs.add(sub)
     this.metrics.subscribers.inc()
-    if (sub.principal) {
-      this.#welcome(sub)
-    } else {
-      sub.authTimer = setTimeout(() => {
-        if (sub.state === 'auth') ws.end(CLOSE.AUTH, 'authenticate within 5 s: send {"type":"auth","token":"..."}')
-      }, this.#authTimeoutMs)
-      sub.authTimer.unref()
-    }
+    if (sub.state === 'ready') this.#welcome(sub)
+    else sub.awaitAuth(this.#authTimeoutMs, 'authenticate within 5 s: send {"type":"auth","token":"..."}')
   }
 
   #welcome(sub: Subscriber): void {
-    sub.state = 'ready'
     sub.ws!.send(welcomeFrame(this.#relay.journal.epoch, this.#relay.journal.head))
   }
 
@@ -264,19 +242,7 @@ export class Hub {
       return
     }
     if (sub.state === 'auth') {
-      if (frame.type !== 'auth') {
-        ws.end(CLOSE.AUTH, 'authenticate first: send {"type":"auth","token":"..."}')
-        return
-      }
-      const principal = this.#relay.tokens.lookup(frame.token)
-      if (!principal) {
-        ws.end(CLOSE.AUTH, 'unknown token')
-        return
-      }
-      clearTimeout(sub.authTimer)
-      sub.principal = principal
-      sub.token = frame.token
-      this.#welcome(sub)
+      this.#authFrame(sub, frame)
       return
     }
     switch (frame.type) {
@@ -300,61 +266,76 @@ export class Hub {
     }
   }
 
-  #subscribe(sub: Subscriber, f: ClientFrame & { type: 'subscribe' }): void {
+  #authFrame(sub: Subscriber, frame: ClientFrame): void {
+    const ws = sub.ws!
+    if (frame.type !== 'auth') {
+      ws.end(CLOSE.AUTH, 'authenticate first: send {"type":"auth","token":"..."}')
+      return
+    }
+    const principal = this.#relay.tokens.lookup(frame.token)
+    if (!principal) {
+      ws.end(CLOSE.AUTH, 'unknown token')
+      return
+    }
+    this.#limits.leaveWaiting(sub)
+    if (!this.#limits.hasRoom(sub.ip)) {
+      ws.end(CLOSE.TRY_AGAIN_LATER, 'too many stream connections from this address: reconnect later')
+      return
+    }
+    this.#limits.admit(sub)
+    sub.authenticate(principal, frame.token)
+    this.#welcome(sub)
+  }
+
+  #subscribe(sub: Subscriber, f: SubscribeFrame): void {
     const ws = sub.ws!
     const principal = sub.principal!
-    let sources: ReadonlySet<string> | null = principal.sources
-    const followsToken = f.sources === undefined || f.sources.includes('*')
-    if (f.sources !== undefined && !followsToken) {
-      for (const s of f.sources) {
-        if (!canRead(principal, s)) {
-          ws.end(CLOSE.FORBIDDEN, `this token may not read source ${s.slice(0, 64)}`)
-          return
-        }
-      }
-      sources = new Set(f.sources)
-    }
-    const consumer = f.consumer === undefined ? undefined : `${principal.name}/${f.consumer}`
-    if (consumer !== undefined && !this.#byConsumer.has(consumer) && !this.cursors.has(consumer)) {
-      if (this.#consumerCount(principal.name) >= MAX_CONSUMERS_PER_SUBSCRIBER) {
-        ws.end(CLOSE.BAD_FRAME, `subscriber ${principal.name} has ${MAX_CONSUMERS_PER_SUBSCRIBER} durable consumers: reuse one`)
-        return
-      }
-    }
     const journal = this.#relay.journal
     const head = journal.head
-    let after: number
-    if (f.after === 'latest') after = head
-    else if (f.after !== undefined) after = f.after
-    else if (consumer !== undefined) after = this.cursors.position(consumer, f.consumer)
-    else after = head
-    if (after > head) {
-      ws.send(errorFrame('cursor_ahead', { head, after }))
-      return
+    const sources = this.#relay.config.sources
+    const d = decideSubscribe({
+      frame: f,
+      principal,
+      isSource: (s) => Object.hasOwn(sources, s),
+      journal: { head, earliest: journal.earliest },
+      consumer: f.consumer === undefined ? undefined : this.#lookupConsumer(principal.name, f.consumer),
+    })
+    switch (d.kind) {
+      case 'close':
+        ws.end(d.code, d.reason)
+        return
+      case 'error':
+        ws.send(d.code === 'cursor_ahead' ? errorFrame(d.code, { head: d.head, after: d.after }) : errorFrame(d.code, { earliest: d.earliest, after: d.after }))
+        return
+      case 'start':
+        break
     }
-    const earliest = journal.earliest
-    if (after < earliest - 1) {
-      ws.send(errorFrame('cursor_expired', { earliest, after }))
-      return
-    }
+    const consumer = d.consumer
     if (consumer !== undefined) {
       const older = this.#byConsumer.get(consumer)
       if (older && older !== sub && older.state !== 'closed') {
         this.#byConsumer.delete(consumer)
         older.ws!.send(errorFrame('consumer_replaced'))
-        older.ws!.end(CLOSE.CONSUMER_REPLACED, 'another connection took over this consumer')
+        older.end(CLOSE.CONSUMER_REPLACED, 'another connection took over this consumer')
       }
       this.#byConsumer.set(consumer, sub)
     }
-    sub.start(after, {
+    sub.start(d.after, {
       consumer,
-      ack: f.ack === true,
-      sources,
-      followsToken,
-      matchEvent: eventMatcher(f.events),
+      ack: d.ack,
+      sources: d.sources,
+      followsToken: d.followsToken,
+      matchEvent: eventMatcher(d.events),
     })
-    ws.send(subscribedFrame(journal.epoch, after, head))
+    ws.send(subscribedFrame(journal.epoch, d.after, head))
     this.#pump(sub)
+  }
+
+  #lookupConsumer(subscriber: string, name: string): ConsumerLookup {
+    const key = consumerKey(subscriber, name)
+    const position = this.cursors.position(key, name)
+    if (this.#byConsumer.has(key) || this.cursors.has(key)) return { position, known: true }
+    return { position, known: false, subscriberConsumers: this.#consumerCount(subscriber) }
   }
 
   #ack(sub: Subscriber, seq: number): void {
@@ -370,9 +351,7 @@ export class Hub {
   }
 
   #schedule(sub: Subscriber): void {
-    if (sub.scheduled) return
-    sub.scheduled = true
-    setImmediate(() => this.#pump(sub))
+    if (sub.schedule()) setImmediate(() => this.#pump(sub))
   }
 
   /**
@@ -384,19 +363,15 @@ export class Hub {
       sub.pump(this.#ctx)
     } catch (err) {
       this.#relay.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
-      if (sub.state !== 'closed') sub.ws?.end(1011, 'internal error: reconnect and resume')
+      sub.end(CLOSE.INTERNAL, 'internal error: reconnect and resume')
     }
   }
 
   #onClose(sub: Subscriber): void {
-    sub.state = 'closed'
-    sub.ws = undefined
-    clearTimeout(sub.authTimer)
+    sub.detach()
     this.#subs.delete(sub)
     this.metrics.subscribers.dec()
-    const n = (this.#perIp.get(sub.ip) ?? 1) - 1
-    if (n <= 0) this.#perIp.delete(sub.ip)
-    else this.#perIp.set(sub.ip, n)
+    this.#limits.release(sub)
     if (sub.consumer !== undefined && this.#byConsumer.get(sub.consumer) === sub) {
       this.#byConsumer.delete(sub.consumer)
       // "Always on close": a consumer that disconnects has its acks stored now.
@@ -428,19 +403,13 @@ export class Hub {
       const p = this.#relay.tokens.lookup(sub.token)
       if (!p || p.name !== sub.principal!.name) {
         this.#relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'token revoked by reload: connection closed (4401)')
-        sub.ws.end(CLOSE.AUTH, 'token revoked: reconnect with a configured token')
+        sub.end(CLOSE.AUTH, 'token revoked: reconnect with a configured token')
         continue
       }
-      sub.principal = p
-      if (sub.state !== 'subscribed') continue
-      if (sub.followsToken) {
-        sub.sources = p.sources
-        continue
-      }
-      const lost = [...(sub.sources ?? [])].find((s) => !canRead(p, s))
+      const lost = sub.reauthorize(p)
       if (lost !== undefined) {
         this.#relay.log.info({ subscriber: p.name, consumer: sub.consumer, ip: sub.ip, source: lost }, 'source revoked by reload: subscriber closed (4403)')
-        sub.ws.end(CLOSE.FORBIDDEN, `this token may no longer read source ${lost.slice(0, 64)}`)
+        sub.end(CLOSE.FORBIDDEN, `this token may no longer read source ${lost.slice(0, 64)}`)
       }
     }
   }
@@ -460,10 +429,12 @@ export class Hub {
     this.#closing = true
     this.#stopCommits()
     this.#stopReload()
-    for (const sub of [...this.#subs]) {
-      if (sub.state !== 'closed') sub.ws?.end(CLOSE.SHUTDOWN, 'server shutting down')
-    }
+    for (const sub of [...this.#subs]) sub.end(CLOSE.SHUTDOWN, 'server shutting down')
     await this.cursors.close()
     this.frames.clear()
   }
+}
+
+function tooMany(res: HttpResponse, message: string): void {
+  sendError(res, 429, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', message, { headers: { 'retry-after': '5' } })
 }

@@ -1,5 +1,6 @@
 import type { Journal } from '../journal/journal.js'
-import { RecentFrames, encodeEventFrame, type EventFrame } from './frames.js'
+import { encodeEventFrame, type EventFrame } from './frame-encoder.js'
+import { RecentFrames } from './recent-frames.js'
 
 /**
  * Where every pump gets its frames: the recent-frames cache first, else a

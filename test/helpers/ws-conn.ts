@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
+import { request } from 'node:http'
 import { WebSocket } from 'ws'
 
 interface TapLike {
@@ -51,11 +53,43 @@ export class Conn {
   }
 }
 
-/** Opens a stream connection (bearer token in the header when given), terminated at teardown. */
-export async function connect(t: TapLike, url: string, token?: string): Promise<Conn> {
-  const ws = new WebSocket(url, token ? { headers: { authorization: `Bearer ${token}` } } : {})
+/**
+ * Opens a stream connection (bearer token in the header when given), terminated at teardown.
+ * `localAddress` (e.g. 127.0.0.2) makes it come from another loopback address.
+ */
+export async function connect(t: TapLike, url: string, token?: string, opts: { localAddress?: string } = {}): Promise<Conn> {
+  const ws = new WebSocket(url, { ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...opts })
   t.teardown(() => ws.terminate())
   const c = new Conn(ws)
   await once(ws, 'open')
   return c
+}
+
+/** The HTTP status a failed upgrade gets (and proof it was not 101). */
+export function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url.replace('ws:', 'http:'))
+    const req = request({
+      host: u.hostname,
+      port: u.port,
+      path: u.pathname,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': createHash('md5').update(String(Math.random())).digest('base64'),
+        ...headers,
+      },
+    })
+    req.on('upgrade', (res, socket) => {
+      socket.destroy()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('response', (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
