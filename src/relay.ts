@@ -10,11 +10,11 @@ import { createVerifier } from './verify/index.js'
 import type { Verifier } from './verify/types.js'
 import { registerReadApi } from './http/read-api.js'
 import { registerHealth } from './http/health.js'
-import { uws, type TemplatedApp, type WebSocketBehavior } from './http/uws.js'
+import { uws, type TemplatedApp } from './http/uws.js'
 import { HttpFront } from './http/front.js'
 import { StreamBridge } from './http/stream-bridge.js'
 import { RelayError } from './errors.js'
-import type { Component } from './extension.js'
+import type { Component, Extension, RelayHost } from './extension.js'
 import { reloadedKeys, restartRequired } from './reload-diff.js'
 
 /** How long a fixed listen port is retried while it is still held. */
@@ -29,11 +29,11 @@ export interface RelayOptions {
   /** Collect Node process metrics (off in tests that start many relays). */
   processMetrics?: boolean
   /**
-   * Parts wired after the journal and the ingest routes, before the relay
-   * listens (the fan-out hub, the mirror). Each registers its routes and its
-   * close with `relay.addComponent`.
+   * Parts built on the relay's host after the journal and the ingest routes,
+   * before the relay listens (the mirror, the fan-out hub), in this order;
+   * closed in reverse before the journal.
    */
-  extensions?: Array<(relay: Relay) => Promise<void> | void>
+  extensions?: Extension[]
   /** How long a fixed listen port that is in use is retried before start fails (default LISTEN_RETRY_MS). */
   listenRetryMs?: number
   /**
@@ -122,7 +122,11 @@ export class Relay {
     const relay = new Relay(config, journal, metrics, log, opts)
     try {
       relay.#wire()
-      for (const extend of opts.extensions ?? []) await extend(relay)
+      const host = relay.#host()
+      for (const extend of opts.extensions ?? []) {
+        const component = await extend(host)
+        if (component) relay.#components.push(component)
+      }
       await relay.#listenNow(opts.listenRetryMs ?? LISTEN_RETRY_MS)
     } catch (e) {
       await relay.close()
@@ -158,31 +162,9 @@ export class Relay {
     return !this.#closing && this.journal.refusal(READY_PROBE_BYTES) === undefined
   }
 
-  get tokens(): TokenBook {
-    return this.#tokens
-  }
-
-  /** Adds a component closed (in reverse order) before the journal. */
-  addComponent(name: string, close: () => Promise<void> | void): void {
-    this.#components.push({ name, close })
-  }
-
-  /**
-   * Calls `listener` after each applied reload, once the new config and tokens
-   * are in force (the fan-out hub re-checks open streams against them).
-   * @returns a function that removes the listener.
-   */
-  onReload(listener: () => void): () => void {
-    this.#reloadListeners.push(listener)
-    return () => {
-      this.#reloadListeners = this.#reloadListeners.filter((l) => l !== listener)
-    }
-  }
-
-  /** A WebSocket route, served by uWS behind the HTTP front; the client's address is in PEER_HEADER. */
-  webSocket<T>(path: string, behavior: WebSocketBehavior<T>): void {
-    this.app.ws<T>(path, behavior)
-    this.#wsPaths.push(path)
+  /** A started extension's component by name (tests and benchmarks look inside the hub with it). */
+  component<T extends Component>(name: string): T | undefined {
+    return this.#components.find((c) => c.name === name) as T | undefined
   }
 
   /**
@@ -247,6 +229,35 @@ export class Relay {
       }
     }
     return { changed }
+  }
+
+  /**
+   * What extensions see of the relay. Reload listeners run once the new
+   * config and tokens are in force (the fan-out hub re-checks open streams
+   * against them).
+   */
+  #host(): RelayHost {
+    const relay = this
+    return {
+      journal: relay.journal,
+      log: relay.log,
+      registry: relay.metrics.registry,
+      get config() {
+        return relay.#config
+      },
+      lookupToken: (token) => relay.#tokens.lookup(token),
+      onReload: (listener) => {
+        relay.#reloadListeners.push(listener)
+        return () => {
+          relay.#reloadListeners = relay.#reloadListeners.filter((l) => l !== listener)
+        }
+      },
+      route: (method, path, handler) => relay.front.router.add(method, path, handler),
+      webSocket: (path, behavior) => {
+        relay.app.ws(path, behavior)
+        relay.#wsPaths.push(path)
+      },
+    }
   }
 
   #wire(): void {

@@ -18,11 +18,10 @@ interface TapLike {
 }
 
 async function startHub(t: TapLike) {
-  let hub: Hub | undefined
   const { relay, base, dir } = await startTestRelay(t, {
-    relay: { extensions: [fanoutExtension({ ackFlushMs: 10, onHub: (h) => (hub = h) })] },
+    relay: { extensions: [fanoutExtension({ ackFlushMs: 10 })] },
   })
-  return { relay, base, dir, hub: hub!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
+  return { relay, base, dir, hub: relay.component<Hub>('hub')!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
 }
 
 /** Welcome, then subscribe; resolves with what the relay answered the subscribe. */

@@ -14,13 +14,12 @@ interface TapLike {
 }
 
 async function startHub(t: TapLike, opts: { extra?: string; hub?: HubOptions; dir?: string } = {}) {
-  let hub: Hub | undefined
   const { relay, base, dir } = await startTestRelay(t, {
     dir: opts.dir,
     extra: opts.extra,
-    relay: { extensions: [fanoutExtension({ ...opts.hub, onHub: (h) => (hub = h) })] },
+    relay: { extensions: [fanoutExtension(opts.hub)] },
   })
-  return { relay, base, dir, hub: hub!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
+  return { relay, base, dir, hub: relay.component<Hub>('hub')!, url: `ws://127.0.0.1:${relay.port}/v1/stream` }
 }
 
 let keyN = 0

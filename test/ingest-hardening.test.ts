@@ -27,10 +27,12 @@ t.test('an entry that cannot be stored fails alone; its batch and the relay carr
   const { relay, base } = await startTestRelay(t, {
     relay: {
       extensions: [
-        (r) =>
-          r.journal.addAppendHook((ctx) => {
+        (host) => {
+          host.journal.addAppendHook((ctx) => {
             if (ctx.key === poison) throw new Error('hook refused this entry')
-          }),
+          })
+          return undefined
+        },
       ],
     },
   })

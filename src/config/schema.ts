@@ -23,6 +23,8 @@ import {
 import type { Walk } from './walk.js'
 
 export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks'] as const satisfies readonly SchemeName[]
+/** The largest `max_body` any source may have. */
+export const MAX_BODY_CEILING = 64 * 1024 * 1024
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 
 const SOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/
@@ -94,7 +96,7 @@ const verifySpec = obj(
 const sourceSpec = obj({
   path: str({ check: sourcePath }),
   verify: verifySpec,
-  max_body: size({ default: '5mb', min: 1, max: '64mb' }),
+  max_body: size({ default: '5mb', min: 1, max: MAX_BODY_CEILING }),
 })
 
 const subscriberSpec = obj({

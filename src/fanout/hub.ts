@@ -43,7 +43,8 @@ import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
 import { CLOSE } from '../protocol/close-codes.js'
 import type { ClientFrame, SubscribeFrame } from '../protocol/frames.js'
-import type { Relay } from '../relay.js'
+import { MAX_BODY_CEILING } from '../config/schema.js'
+import type { Component, Extension, RelayHost } from '../extension.js'
 import { BadFrame, parseClientFrame } from './client-frame-parser.js'
 import { ConnectionLimits } from './connection-limits.js'
 import { ConsumerCursors } from './consumer-cursors.js'
@@ -68,8 +69,6 @@ export interface HubOptions {
   idleTimeoutSec?: number
   /** At most one ack write per this many ms. Default 1000. */
   ackFlushMs?: number
-  /** Called with the hub once it is wired (tests, benchmarks). */
-  onHub?: (hub: Hub) => void
 }
 
 /**
@@ -78,20 +77,17 @@ export interface HubOptions {
  * @example
  *   const relay = await Relay.start(config, { extensions: [fanoutExtension()] })
  */
-export function fanoutExtension(opts: HubOptions = {}): (relay: Relay) => void {
-  return (relay) => {
-    const hub = new Hub(relay, opts)
-    relay.addComponent('hub', () => hub.close())
-    opts.onHub?.(hub)
-  }
+export function fanoutExtension(opts: HubOptions = {}): Extension {
+  return (host) => new Hub(host, opts)
 }
 
 /** One per relay: owns the subscribers, the shared frame cache and the consumers' acks. */
-export class Hub {
+export class Hub implements Component {
+  readonly name = 'hub'
   readonly frames = new RecentFrames()
   readonly cursors: ConsumerCursors
   readonly metrics: StreamMetrics
-  #relay: Relay
+  #host: RelayHost
   #subs = new Set<Subscriber>()
   #byConsumer = new Map<string, Subscriber>()
   #limits: ConnectionLimits
@@ -104,14 +100,14 @@ export class Hub {
   #ctx: PumpContext
   #shared: SharedFrames
 
-  constructor(relay: Relay, opts: HubOptions = {}) {
-    this.#relay = relay
-    const { journal, config } = relay
+  constructor(host: RelayHost, opts: HubOptions = {}) {
+    this.#host = host
+    const { journal, config } = host
     const stream = config.stream
     this.#authTimeoutMs = opts.authTimeoutMs ?? 5000
-    this.#limits = new ConnectionLimits(() => relay.config.stream.max_connections_per_ip)
-    this.cursors = new ConsumerCursors(journal, relay.log, opts.ackFlushMs ?? 1000)
-    this.metrics = new StreamMetrics(relay.metrics.registry, {
+    this.#limits = new ConnectionLimits(() => host.config.stream.max_connections_per_ip)
+    this.cursors = new ConsumerCursors(journal, host.log, opts.ackFlushMs ?? 1000)
+    this.metrics = new StreamMetrics(host.registry, {
       lags: () => this.#lags(),
       buffered: () => {
         let n = 0
@@ -119,7 +115,6 @@ export class Hub {
         return n
       },
     })
-    const maxBody = Math.max(0, ...Object.values(config.sources).map((s) => s.max_body))
     const frames = new SharedFrames(journal, this.frames)
     this.#shared = frames
     this.#ctx = {
@@ -140,7 +135,7 @@ export class Hub {
       },
       slowConsumer: (sub) => {
         this.metrics.slowConsumerCloses.inc()
-        relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'slow subscriber closed (4008)')
+        host.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'slow subscriber closed (4008)')
         sub.end(CLOSE.SLOW_CONSUMER, 'slow consumer: reconnect and resume')
       },
     }
@@ -148,15 +143,17 @@ export class Hub {
     this.#stopCommits = journal.onCommit(() => {
       for (const sub of this.#subs) if (sub.runnable) this.#pump(sub)
     })
-    this.#stopReload = relay.onReload(() => this.#reauthorize())
+    this.#stopReload = host.onReload(() => this.#reauthorize())
 
-    relay.webSocket<SocketData>(STREAM_PATH, {
+    host.webSocket<SocketData>(STREAM_PATH, {
       maxPayloadLength: stream.max_payload,
       idleTimeout: opts.idleTimeoutSec ?? 120,
       sendPingsAutomatically: true,
       // The last guard only: the pump stops at high_water and closes with 4008
-      // past hard_limit itself; uWS would close without a close frame.
-      maxBackpressure: stream.hard_limit + maxBody + 64 * 1024,
+      // past hard_limit itself; uWS would close without a close frame. uWS
+      // takes this once, and max_body is reloadable: allow for the largest
+      // body any config may take, so a raised max_body never trips it.
+      maxBackpressure: stream.hard_limit + MAX_BODY_CEILING + 64 * 1024,
       closeOnBackpressureLimit: true as unknown as number,
       upgrade: (res, req, context) => this.#upgrade(res, req, context),
       open: (ws) => this.#open(ws),
@@ -167,11 +164,6 @@ export class Hub {
       },
       close: (ws) => this.#onClose(ws.getUserData().sub),
     })
-  }
-
-  /** Connected subscribers (any state). */
-  get size(): number {
-    return this.#subs.size
   }
 
   /** Event frames encoded so far (each event once while subscribers stay near the head). */
@@ -200,7 +192,7 @@ export class Hub {
       return
     }
     const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
-    const principal = this.#relay.tokens.lookup(token)
+    const principal = this.#host.lookupToken(token)
     if (!principal) {
       sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
         headers: { 'www-authenticate': 'Bearer' },
@@ -226,7 +218,7 @@ export class Hub {
   }
 
   #welcome(sub: Subscriber): void {
-    sub.ws!.send(welcomeFrame(this.#relay.journal.epoch, this.#relay.journal.head))
+    sub.ws!.send(welcomeFrame(this.#host.journal.epoch, this.#host.journal.head))
   }
 
   #message(ws: WebSocket<SocketData>, message: ArrayBuffer, isBinary: boolean): void {
@@ -272,7 +264,7 @@ export class Hub {
       ws.end(CLOSE.AUTH, 'authenticate first: send {"type":"auth","token":"..."}')
       return
     }
-    const principal = this.#relay.tokens.lookup(frame.token)
+    const principal = this.#host.lookupToken(frame.token)
     if (!principal) {
       ws.end(CLOSE.AUTH, 'unknown token')
       return
@@ -290,9 +282,9 @@ export class Hub {
   #subscribe(sub: Subscriber, f: SubscribeFrame): void {
     const ws = sub.ws!
     const principal = sub.principal!
-    const journal = this.#relay.journal
+    const journal = this.#host.journal
     const head = journal.head
-    const sources = this.#relay.config.sources
+    const sources = this.#host.config.sources
     const d = decideSubscribe({
       frame: f,
       principal,
@@ -362,7 +354,7 @@ export class Hub {
     try {
       sub.pump(this.#ctx)
     } catch (err) {
-      this.#relay.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
+      this.#host.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
       sub.end(CLOSE.INTERNAL, 'internal error: reconnect and resume')
     }
   }
@@ -400,22 +392,22 @@ export class Hub {
   #reauthorize(): void {
     for (const sub of [...this.#subs]) {
       if (sub.state === 'auth' || sub.state === 'closed' || sub.ws === undefined) continue
-      const p = this.#relay.tokens.lookup(sub.token)
+      const p = this.#host.lookupToken(sub.token)
       if (!p || p.name !== sub.principal!.name) {
-        this.#relay.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'token revoked by reload: connection closed (4401)')
+        this.#host.log.info({ subscriber: sub.principal?.name, consumer: sub.consumer, ip: sub.ip }, 'token revoked by reload: connection closed (4401)')
         sub.end(CLOSE.AUTH, 'token revoked: reconnect with a configured token')
         continue
       }
       const lost = sub.reauthorize(p)
       if (lost !== undefined) {
-        this.#relay.log.info({ subscriber: p.name, consumer: sub.consumer, ip: sub.ip, source: lost }, 'source revoked by reload: subscriber closed (4403)')
+        this.#host.log.info({ subscriber: p.name, consumer: sub.consumer, ip: sub.ip, source: lost }, 'source revoked by reload: subscriber closed (4403)')
         sub.end(CLOSE.FORBIDDEN, `this token may no longer read source ${lost.slice(0, 64)}`)
       }
     }
   }
 
   *#lags(): Iterable<[string, number]> {
-    const head = this.#relay.journal.head
+    const head = this.#host.journal.head
     for (const [name, seq] of this.cursors.list()) yield [name, Math.max(0, head - seq)]
   }
 

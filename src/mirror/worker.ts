@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { MirrorConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
 import type { Logger } from '../log.js'
-import type { Relay } from '../relay.js'
+import type { Extension } from '../extension.js'
 import { downloadToFile, type Connector } from './fetch.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
 import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
@@ -34,10 +34,10 @@ export interface MirrorOptions {
  * @example
  *   const relay = await Relay.start(config, { extensions: [mirrorExtension()] })
  */
-export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Promise<void> {
+export function mirrorExtension(opts: MirrorOptions = {}): Extension {
   return async (relay) => {
     const cfg = relay.config.mirror
-    if (!cfg.enabled) return
+    if (!cfg.enabled) return undefined
     const log = relay.log.child({ component: 'mirror' })
     const jobs: JobsDb = relay.journal.openDB<MirrorJob, JobKey>('mirror')
     // minio (~35 MB of RSS) loads only when the mirror is on.
@@ -63,8 +63,7 @@ export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Pro
       }),
     )
     relay.journal.onCommit(() => worker.afterCommit())
-    worker.metrics = new MirrorMetrics(relay.metrics.registry, () => worker.snapshot())
-    relay.addComponent('mirror', () => worker.close())
+    worker.metrics = new MirrorMetrics(relay.registry, () => worker.snapshot())
     // Not awaited: a store that is down or silent must not hold up ingest. Uploads
     // check the bucket again before each attempt until this has worked once.
     void store.ensureBucket().then(
@@ -74,6 +73,7 @@ export function mirrorExtension(opts: MirrorOptions = {}): (relay: Relay) => Pro
       (err: unknown) => log.error({ err }, 'mirror bucket unavailable; jobs wait until it is'),
     )
     await worker.start()
+    return { name: 'mirror', close: () => worker.close() }
   }
 }
 
