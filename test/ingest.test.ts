@@ -298,3 +298,17 @@ t.test('health and metrics', async (t) => {
   t.match(m, /hookrelay_ready 1/)
   await relay.close()
 })
+
+t.test('the scheme signature headers, content-type and request id are kept with the entry, as received', async (t) => {
+  const { relay, base } = await startTestRelay(t)
+  const body = sampleRunflowCallback()
+  const sig = signRunflow(SECRET, body)
+  const r = await post(`${base}/webhook/runflow`, body, { ...sig, 'runflow-request-id': 'req-42', 'x-unrelated': 'not kept' })
+  t.equal(r.status, 200)
+  const entry = relay.journal.get(r.json.seq)!
+  t.same(entry.private.headers, {
+    'content-type': 'application/json',
+    'runflow-signature': sig['runflow-signature'],
+    'runflow-request-id': 'req-42',
+  })
+})

@@ -83,6 +83,8 @@ export interface IngestContext {
 interface SourceRoute {
   source: SourceConfig
   verifier: Verifier
+  /** Request headers kept with each entry: the scheme's own, content-type, request ids. */
+  kept: string[]
   ctx: IngestContext
   /** Exchanges still reading their body, swept for the body timeout. */
   reading: Set<Exchange>
@@ -111,6 +113,7 @@ export function registerSource(router: Router, source: SourceConfig, ctx: Ingest
   const route: SourceRoute = {
     source,
     verifier,
+    kept: keptHeaders(verifier),
     ctx,
     reading: new Set(),
     ackLatency: ctx.metrics.ackLatency.labels(source.name),
@@ -135,6 +138,7 @@ export function registerSource(router: Router, source: SourceConfig, ctx: Ingest
       }
       route.source = next
       route.verifier = nextVerifier
+      route.kept = keptHeaders(nextVerifier)
     },
     stop: () => clearInterval(sweeper),
   }
@@ -281,6 +285,11 @@ class Exchange {
       return
     }
     const requestId = this.#headers['runflow-request-id'] ?? this.#headers['x-request-id']
+    const kept: Record<string, string> = {}
+    for (const name of this.#route.kept) {
+      const v = this.#headers[name]
+      if (v !== undefined) kept[name] = v
+    }
     ctx.journal
       .ingest({
         source: source.name,
@@ -292,6 +301,7 @@ class Exchange {
         sha256: hash('sha256', body, 'hex'),
         receivedAt: Date.now(),
         requestId,
+        headers: kept,
         json,
       })
       .then(
@@ -353,6 +363,10 @@ class Exchange {
     // Unread body bytes are not wanted: stop reading them (the connection closes after the answer).
     if (close) this.#req.pause()
   }
+}
+
+function keptHeaders(verifier: Verifier): string[] {
+  return [...new Set(['content-type', ...verifier.headers, 'runflow-request-id', 'x-request-id'])]
 }
 
 function idempotencyHint(source: SourceConfig): string {

@@ -3,7 +3,7 @@ import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { RelayError } from '../errors.js'
 import { Capacity } from './capacity.js'
-import { decodeEvent, encodeEvent, type StoredEvent } from './record.js'
+import { decodeEvent, encodeEvent, type EventPrivate, type StoredEvent } from './record.js'
 import { ingestRow, internalRow } from './run-row.js'
 import type { AppendHook, IngestInput, IngestResult, InternalInput, RunRow } from './types.js'
 
@@ -359,10 +359,10 @@ export class Journal {
     const { row, revision } = p.internal
       ? internalRow(previous, input as InternalInput, seq, receivedAt)
       : ingestRow(previous, input as IngestInput, seq, receivedAt)
-    const priv =
-      !p.internal && (input as IngestInput).requestId !== undefined
-        ? { sha256: (input as IngestInput).sha256, request_id: (input as IngestInput).requestId }
-        : { sha256: p.internal ? '' : (input as IngestInput).sha256 }
+    const ing = p.internal ? undefined : (input as IngestInput)
+    const priv: EventPrivate = { sha256: ing ? ing.sha256 : '' }
+    if (ing?.requestId !== undefined) priv.request_id = ing.requestId
+    if (ing?.headers !== undefined) priv.headers = ing.headers
     const record = encodeEvent(
       { source: input.source, event: input.event, key: input.key, revision, received_at: receivedAt },
       priv,

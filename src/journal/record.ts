@@ -23,6 +23,12 @@ export interface EventPrivate {
   sha256: string
   /** Sender's request id (e.g. `Runflow-Request-Id`) for log correlation. */
   request_id?: string
+  /**
+   * The request headers kept with the entry, lowercase names: the scheme's
+   * signature headers, content-type, request ids. Forwarding with the
+   * sender's own signature needs them as received.
+   */
+  headers?: Record<string, string>
 }
 
 export interface StoredEvent extends EventMeta {

@@ -50,6 +50,8 @@ export interface IngestInput {
   sha256: string
   receivedAt: number
   requestId: string | undefined
+  /** Request headers kept with the entry (EventPrivate.headers). */
+  headers?: Record<string, string>
   /** The parsed body, handed to append hooks (the mirror's outbox). */
   json: unknown
 }
