@@ -70,7 +70,7 @@ t.test('the default config/hookrelay.yaml loads with an empty environment', asyn
     verify: { scheme: 'runflow', secrets: [], public_keys: [], tolerance_ms: 300_000 },
     max_body: 5 * MiB,
   })
-  t.same(c.subscribers, [{ name: 'app', token: '', sources: ['*'] }])
+  t.same(c.subscribers, [{ name: 'app', token: '', sources: ['*'], role: 'operator' }])
   t.match(c.mirror, { enabled: false, endpoint: 'http://127.0.0.1:9000', bucket: 'runflow-outputs', access_key: '', secret_key: '' })
   t.equal(c.log.level, 'info')
   t.equal(c.journal.map_size, 4 * 1024 * MiB)
@@ -120,7 +120,7 @@ t.test('defaults that depend on other keys', async (t) => {
     'data_dir: /var/lib/hookrelay',
   ])
   t.equal(c.sources['github-app']?.path, '/webhook/github-app', 'path defaults to /webhook/<name>')
-  t.same(c.subscribers, [{ name: 'ci', token: '', sources: ['*'] }], 'sources default to ["*"]')
+  t.same(c.subscribers, [{ name: 'ci', token: '', sources: ['*'], role: 'reader' }], 'sources default to ["*"], role to reader')
   t.equal(c.rate_limit.ingest_burst, 100, 'burst defaults to 2 × rate')
   t.equal(c.data_dir, '/var/lib/hookrelay', 'absolute data_dir kept')
 })

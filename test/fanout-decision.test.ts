@@ -5,8 +5,8 @@ import type { Principal } from '../src/http/auth.js'
 import type { SubscribeFrame } from '../src/protocol/frames.js'
 import { MAX_CONSUMERS_PER_SUBSCRIBER, decideSubscribe, type ConsumerLookup, type SubscribeInput } from '../src/fanout/subscribe-decision.js'
 
-const all: Principal = { name: 'app', sources: null }
-const ghOnly: Principal = { name: 'ghonly', sources: new Set(['gh']) }
+const all: Principal = { name: 'app', sources: null, role: 'reader' }
+const ghOnly: Principal = { name: 'ghonly', sources: new Set(['gh']), role: 'reader' }
 const configured = new Set(['runflow', 'gh'])
 
 function decide(frame: Omit<SubscribeFrame, 'type'>, over: Partial<SubscribeInput> = {}) {

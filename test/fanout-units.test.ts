@@ -74,7 +74,7 @@ function setup(frames: EventFrame[], over: Partial<PumpContext> = {}) {
     ...over,
   }
   const ws = new FakeSocket()
-  const sub = new Subscriber(1, '127.0.0.1', { name: 'app', sources: null })
+  const sub = new Subscriber(1, '127.0.0.1', { name: 'app', sources: null, role: 'reader' })
   sub.attach(ws as unknown as WebSocket<SocketData>)
   return { ctx, ws, sub, calls }
 }
@@ -328,7 +328,7 @@ t.test('ConnectionLimits: the auth window is counted apart from max_connections_
   }
   t.notOk(limits.mayWait('10.0.0.1'), 'the address is full in the auth window')
   t.ok(limits.hasRoom('10.0.0.1'), 'which takes nothing from the authenticated share')
-  const a = new Subscriber(100, '10.0.0.1', { name: 'app', sources: null })
+  const a = new Subscriber(100, '10.0.0.1', { name: 'app', sources: null, role: 'reader' })
   limits.admit(a)
   t.notOk(limits.hasRoom('10.0.0.1'), 'max_connections_per_ip reached')
   max = 2

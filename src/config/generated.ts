@@ -106,7 +106,8 @@ export function ensureGeneratedSecrets(config: Config): {
     const source = next.sources[name] as SourceConfig
     source.verify.secrets = [stored.sources[name] as string]
   }
-  if (addDefault) next.subscribers.push({ name: DEFAULT_SUBSCRIBER, token: '', sources: ['*'] })
+  // The only token on a box nobody configured: it may manage too (the console's delete and replay).
+  if (addDefault) next.subscribers.push({ name: DEFAULT_SUBSCRIBER, token: '', sources: ['*'], role: 'operator' })
   for (const sub of next.subscribers as SubscriberConfig[]) {
     if (sub.token === '') sub.token = stored.subscribers[sub.name] as string
   }

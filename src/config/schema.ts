@@ -111,6 +111,7 @@ const subscriberSpec = obj({
   }),
   token: secret(),
   sources: list(str(), { default: ['*'] }),
+  role: oneOf(['reader', 'operator'] as const, { default: 'reader' }),
 })
 
 const mirrorSpec = obj(
@@ -311,6 +312,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       name: required(s.name, `subscribers[${i}].name`),
       token: s.token,
       sources: s.sources,
+      role: s.role,
     })),
     mirror: {
       enabled: m.enabled,

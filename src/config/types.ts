@@ -34,6 +34,8 @@ export interface SubscriberConfig {
   token: string
   /** Source names the token may read; `*` means every source. */
   sources: string[]
+  /** `operator` may also manage: delete durable consumers, pause and replay destinations. */
+  role: 'reader' | 'operator'
 }
 
 export interface MirrorConfig {

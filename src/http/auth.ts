@@ -6,6 +6,8 @@ export interface Principal {
   name: string
   /** null = every source. */
   sources: ReadonlySet<string> | null
+  /** `operator` may also manage consumers and destinations. */
+  role: 'reader' | 'operator'
 }
 
 /**
@@ -21,6 +23,7 @@ export class TokenBook {
       this.#byHash.set(hash(s.token), {
         name: s.name,
         sources: s.sources.includes('*') ? null : new Set(s.sources),
+        role: s.role,
       })
     }
   }
