@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { RelayError } from '../src/errors.js'
+import { minFreeWarning } from '../src/journal/data-dir.js'
 import { Journal } from '../src/journal/journal.js'
 
 const MiB = 1024 * 1024
@@ -84,4 +85,12 @@ t.test('min_free: commits between disk readings count, so DISK_FULL comes before
   t.equal(j.refusal(MiB), undefined, 'ready again without a restart')
   const again = await j.ingest(entry(1000, body))
   t.equal(again.duplicate, false, 'a new entry is journaled after space was freed')
+})
+
+t.test('minFreeWarning: a min_free the disk can never satisfy is named; one it can is not', { skip: skip }, async (t) => {
+  const disk = smallDisk(t, '40m')
+  t.match(minFreeWarning(disk, 64 * MiB), /journal\.min_free \(67108864 bytes\) is not below the size of the disk holding .* \(41943040 bytes\)/)
+  t.match(minFreeWarning(disk, 40 * MiB), /lower journal\.min_free/, 'equal to the disk is never satisfiable either')
+  t.equal(minFreeWarning(disk, 8 * MiB), undefined)
+  t.equal(minFreeWarning(join(disk, 'missing'), 64 * MiB), undefined, 'nothing to say about a path that is not there (data_dir checks report it)')
 })

@@ -420,7 +420,12 @@ export class Journal {
   /** Forgets a durable consumer's ack (a consumer of that name that comes back is a new one). Returns whether it existed. */
   async deleteCursor(name: string): Promise<boolean> {
     if (this.#failed) throw new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
-    return this.#cursors.remove(name)
+    // lmdb-js's remove() resolves true for a missing key too.
+    return this.#env.transaction(() => {
+      if (this.#cursors.get(name) === undefined) return false
+      this.#cursors.removeSync(name)
+      return true
+    })
   }
 
   /** All durable consumers and their acked seq. */
