@@ -43,7 +43,8 @@ empty data_dir, start it.`,
   'check-config': `Usage: hookrelay check-config [--config FILE]
 
 Validates FILE (default ${DEFAULT_CONFIG}) and prints every problem as
-file:line:col: key.path: what is wrong. Exits 0 when valid, 78 when not.`,
+file:line:col: key.path: what is wrong. Also checks that it has a source and
+that data_dir is usable on this host. Exits 0 when valid, 78 when not.`,
   send: `Usage: hookrelay send [--config FILE] [--source NAME] [--url URL] [FILE.json]
 
 Signs FILE.json (default: a realistic Runflow run.completed callback with a

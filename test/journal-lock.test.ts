@@ -1,6 +1,6 @@
 // The data_dir lock and the cursor store, in process (the two-process case is in test/ops-datadir.test.ts).
 import { spawnSync } from 'node:child_process'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { RelayError } from '../src/errors.js'
@@ -86,4 +86,13 @@ t.test('deleteCursor forgets a durable consumer and says whether it existed', as
   t.same(j.listCursors().map((c) => c.name), ['ops'], 'the others stay')
   t.equal(await j.deleteCursor('app'), false, 'a second delete finds nothing')
   t.equal(await j.deleteCursor('never'), false)
+})
+
+t.test('an existing journal.mdb (or its lock file) open to others is set back to 0600 at open', async (t) => {
+  const dir = t.testdir()
+  await (await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })).close()
+  for (const f of ['journal.mdb', 'journal.mdb-lock']) chmodSync(join(dir, f), 0o644)
+  const j = await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
+  t.teardown(() => j.close())
+  for (const f of ['journal.mdb', 'journal.mdb-lock']) t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f)
 })

@@ -69,15 +69,9 @@ export function prepareDataDir(dir: string): { warning?: string } {
   }
 }
 
-/**
- * Sets `file` to 0600 (files LMDB creates follow the umask). Returns its
- * previous mode when that was wider, so the caller can say so.
- */
-export function restrictFile(file: string): number | undefined {
-  const mode = statSync(file).mode & 0o777
-  if (mode === 0o600) return undefined
-  chmodSync(file, 0o600)
-  return (mode & 0o077) === 0 ? undefined : mode
+/** Sets `file` to 0600: files LMDB creates follow the umask. */
+export function restrictFile(file: string): void {
+  if ((statSync(file).mode & 0o777) !== 0o600) chmodSync(file, 0o600)
 }
 
 /**
