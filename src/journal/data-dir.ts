@@ -18,27 +18,28 @@ const VIRTUAL_FS: ReadonlyMap<number, string> = new Map([
  * exists as a writable directory, or its parent does and it can be created
  * there). No side effects, so `check-config` can ask. Never walks up more
  * than one level: a missing parent is a mistake to report, not to create
- * (Node's recursive mkdir spins forever under /proc).
+ * (Node's recursive mkdir spins forever under /proc). `name` is what the
+ * messages call the directory.
  */
-export function dataDirProblem(dir: string): string | undefined {
+export function dataDirProblem(dir: string, name = 'data_dir'): string | undefined {
   const st = statOrUndefined(dir)
-  if (st instanceof Error) return `cannot stat ${dir} (${code(st)}); point data_dir at a directory the relay can use`
+  if (st instanceof Error) return `cannot stat ${dir} (${code(st)}); point ${name} at a directory the relay can use`
   const target = st === undefined ? dirname(dir) : dir
   if (st === undefined) {
     const parent = statOrUndefined(target)
-    if (parent === undefined) return `${dir} does not exist and neither does its parent ${target}; create ${target}, or point data_dir elsewhere`
-    if (parent instanceof Error) return `cannot stat ${target} (${code(parent)}); point data_dir at a directory the relay can use`
-    if (!parent.isDirectory()) return `the parent of ${dir}, ${target}, is not a directory; point data_dir elsewhere`
+    if (parent === undefined) return `${dir} does not exist and neither does its parent ${target}; create ${target}, or point ${name} elsewhere`
+    if (parent instanceof Error) return `cannot stat ${target} (${code(parent)}); point ${name} at a directory the relay can use`
+    if (!parent.isDirectory()) return `the parent of ${dir}, ${target}, is not a directory; point ${name} elsewhere`
   } else if (!st.isDirectory()) {
-    return `${dir} is ${st.isFile() ? 'a regular file' : 'not a directory'}; point data_dir at a directory (it is created when missing)`
+    return `${dir} is ${st.isFile() ? 'a regular file' : 'not a directory'}; point ${name} at a directory (it is created when missing)`
   }
   const fsName = virtualFs(target)
-  if (fsName !== undefined) return `${target} is on ${fsName}, which cannot hold files; point data_dir at a directory on a disk`
+  if (fsName !== undefined) return `${target} is on ${fsName}, which cannot hold files; point ${name} at a directory on a disk`
   try {
     accessSync(target, fsConstants.W_OK | fsConstants.X_OK)
   } catch (err) {
     const what = st === undefined ? `${dir} cannot be created in ${target}` : `${dir} is not writable`
-    return `${what} (${code(err)}); make it writable by the relay's user, or point data_dir elsewhere`
+    return `${what} (${code(err)}); make it writable by the relay's user, or point ${name} elsewhere`
   }
   return undefined
 }
@@ -66,6 +67,31 @@ export function prepareDataDir(dir: string): { warning?: string } {
   if ((mode & 0o077) === 0) return {}
   return {
     warning: `data_dir ${dir} is mode 0${mode.toString(8)}: other local users can list it; the journal inside is kept 0600, but run chmod 700 ${dir} unless that is intended`,
+  }
+}
+
+/**
+ * `mkdir -p` that cannot spin: finds the nearest existing ancestor, refuses
+ * it when `dataDirProblem` would, then creates each missing level (0700),
+ * stopping at the first error. `name` is what messages call the directory.
+ *
+ * @throws Error with the reason.
+ */
+export function makeDirs(dir: string, name: string): void {
+  const missing: string[] = []
+  let at = dir
+  while (statOrUndefined(at) === undefined && dirname(at) !== at) {
+    missing.unshift(at)
+    at = dirname(at)
+  }
+  const problem = dataDirProblem(missing[0] ?? dir, name)
+  if (problem !== undefined) throw new Error(problem)
+  for (const d of missing) {
+    try {
+      mkdirSync(d, { mode: 0o700 })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create ${d} (${code(err)}); point ${name} elsewhere`)
+    }
   }
 }
 
