@@ -99,7 +99,9 @@ export class Journal {
 
   /**
    * Opens (or creates) the journal in `dir`.
-   * @throws RelayError HOOKRELAY_JOURNAL_OPEN when the directory cannot be used.
+   * @throws RelayError HOOKRELAY_JOURNAL_DATA_DIR when the directory cannot be
+   *   used, HOOKRELAY_JOURNAL_LOCKED when another relay holds it,
+   *   HOOKRELAY_JOURNAL_OPEN when LMDB cannot open the journal there.
    */
   static async open(opts: JournalOptions): Promise<Journal> {
     prepareDataDir(opts.dir)
@@ -117,9 +119,6 @@ export class Journal {
         // Reads on this thread must see each commit as soon as it resolves.
         cache: false,
       })
-      // LMDB creates both files with the umask's mode; they hold every callback body.
-      restrictFile(`${opts.dir}/journal.mdb`)
-      restrictFile(`${opts.dir}/journal.mdb-lock`)
     } catch (cause) {
       unlock()
       throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `cannot open the journal in ${opts.dir}: ${(cause as Error).message}`, {
@@ -128,6 +127,9 @@ export class Journal {
     }
     let journal: Journal
     try {
+      // LMDB creates both files with the umask's mode; they hold every callback body.
+      restrictFile(`${opts.dir}/journal.mdb`)
+      restrictFile(`${opts.dir}/journal.mdb-lock`)
       journal = new Journal(opts, env, unlock)
     } catch (e) {
       await env.close()

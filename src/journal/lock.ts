@@ -51,8 +51,13 @@ export function lockDataDir(dir: string): () => void {
   const name = `relay-${self.pid}-${self.start}.lock`
   const file = join(real, name)
   const tmp = join(real, `.${name}.${randomBytes(4).toString('hex')}.tmp`)
-  writeFileSync(tmp, `${JSON.stringify({ ...self, started_at: new Date().toISOString() } satisfies Holder)}\n`, { mode: 0o600 })
-  renameSync(tmp, file)
+  try {
+    writeFileSync(tmp, `${JSON.stringify({ ...self, started_at: new Date().toISOString() } satisfies Holder)}\n`, { mode: 0o600 })
+    renameSync(tmp, file)
+  } catch (cause) {
+    unlinkQuietly(tmp)
+    throw new RelayError('HOOKRELAY_JOURNAL_DATA_DIR', `cannot write the lock file ${file}: ${(cause as Error).message}`, { cause })
+  }
   for (const other of readdirSync(real)) {
     const m = LOCK_RE.exec(other)
     if (m === null || other === name) continue
