@@ -7,6 +7,8 @@ import t, { type Test } from 'tap'
 import { RelayError } from '../src/errors.js'
 import { minFreeWarning } from '../src/journal/data-dir.js'
 import { Journal } from '../src/journal/journal.js'
+import { callbackOfSize } from './helpers/ops.js'
+import { get, postRunflow, startTestRelay, type Answer } from './helpers/relay.js'
 
 const MiB = 1024 * 1024
 
@@ -85,6 +87,43 @@ t.test('min_free: commits between disk readings count, so DISK_FULL comes before
   t.equal(j.refusal(MiB), undefined, 'ready again without a restart')
   const again = await j.ingest(entry(1000, body))
   t.equal(again.duplicate, false, 'a new entry is journaled after space was freed')
+})
+
+t.test('over HTTP at full speed: 503 DISK_FULL with Retry-After before the disk fills, /readyz follows, and recovers', { skip: skip }, async (t) => {
+  const disk = smallDisk(t, '40m')
+  const minFree = 8 * MiB
+  // ~3 MiB above min_free when the relay first reads the disk.
+  const s0 = statfsSync(disk)
+  const filler = join(disk, 'filler')
+  writeFileSync(filler, Buffer.alloc(s0.bavail * s0.bsize - minFree - 3 * MiB, 1))
+  const { relay, base } = await startTestRelay(t, {
+    dir: join(disk, 'data'),
+    extra: `journal: { map_size: 64mb, min_free: ${minFree}, retention: { max_bytes: 32mb } }`,
+  })
+  let full: Answer | undefined
+  let sent = 0
+  const other: number[] = []
+  // 16 posters of ~60 KiB; 400 callbacks (24 MiB) is far more than the disk holds, so the count never ends the loop first.
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (full === undefined && sent < 400) {
+        sent++
+        const a = await postRunflow(base, callbackOfSize(60 * 1024))
+        if (a.status === 503 && a.json.error?.code === 'HOOKRELAY_JOURNAL_DISK_FULL') full ??= a
+        else if (a.status !== 200) other.push(a.status)
+      }
+    }),
+  )
+  t.ok(full, `503 DISK_FULL after ${sent} posts`)
+  t.equal(full?.headers.get('retry-after'), '5')
+  t.same(other, [], 'nothing but 200 and DISK_FULL')
+  t.equal(relay.journal.failed, undefined, 'not fail-stop')
+  t.equal((await get(`${base}/readyz`)).status, 503, '/readyz says not ready')
+  rmSync(filler)
+  let polls = 0
+  while (relay.journal.failed === undefined && (await get(`${base}/readyz`)).status !== 200 && polls++ < 600) await new Promise((r) => setTimeout(r, 100))
+  t.equal((await get(`${base}/readyz`)).status, 200, 'ready again without a restart')
+  t.equal((await postRunflow(base, callbackOfSize(60 * 1024))).status, 200)
 })
 
 t.test('minFreeWarning: a min_free the disk can never satisfy is named; one it can is not', { skip: skip }, async (t) => {
