@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { EX_CONFIG, RelayError } from './errors.js'
-import { loadConfig } from './config/load.js'
+import { loadConfig, type LoadOptions } from './config/load.js'
 import { ensureGeneratedSecrets, readGeneratedSecrets } from './config/generated.js'
 import type { Config } from './config/types.js'
+import { prepareDataDir } from './journal/data-dir.js'
+import { lockDataDir } from './journal/lock.js'
 import { sampleRunflowCallback } from './sample.js'
 
 const DEFAULT_CONFIG = 'config/hookrelay.yaml'
@@ -41,7 +43,8 @@ empty data_dir, start it.`,
   'check-config': `Usage: hookrelay check-config [--config FILE]
 
 Validates FILE (default ${DEFAULT_CONFIG}) and prints every problem as
-file:line:col: key.path: what is wrong. Exits 0 when valid, 78 when not.`,
+file:line:col: key.path: what is wrong. Also checks that it has a source and
+that data_dir is usable on this host. Exits 0 when valid, 78 when not.`,
   send: `Usage: hookrelay send [--config FILE] [--source NAME] [--url URL] [FILE.json]
 
 Signs FILE.json (default: a realistic Runflow run.completed callback with a
@@ -74,9 +77,9 @@ function fail(s: string, code = 1): never {
 }
 
 /** Loads the config or exits 78 with every problem on stderr. */
-function configOrExit(file: string): Config {
+function configOrExit(file: string, opts: LoadOptions = {}): Config {
   try {
-    return loadConfig(file)
+    return loadConfig(file, opts)
   } catch (e) {
     if (e instanceof RelayError && typeof (e as { format?: () => string }).format === 'function') {
       process.stderr.write(`${(e as unknown as { format: () => string }).format()}\n`)
@@ -95,9 +98,22 @@ function localBase(cfg: Config): string {
 async function serve(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', default: DEFAULT_CONFIG }, help: { type: 'boolean' } } })
   if (values.help) return out(HELP.serve!)
-  const loaded = configOrExit(values.config)
+  const loaded = configOrExit(values.config, { serving: true })
   const { createLogger } = await import('./log.js')
   let log = createLogger(loaded.log.level)
+  try {
+    const { warning } = prepareDataDir(loaded.data_dir)
+    if (warning !== undefined) log.warn({ data_dir: loaded.data_dir }, warning)
+  } catch (e) {
+    fail(e instanceof RelayError ? `${e.code}: ${e.message}` : `cannot prepare data_dir ${loaded.data_dir}: ${(e as Error).message}`, EX_CONFIG)
+  }
+  // Held until the process exits; taken before generated secrets are written so two starters cannot both write them.
+  // Exit 1 like the other start failures: the other relay may stop, and a supervisor's retry then succeeds.
+  try {
+    lockDataDir(loaded.data_dir)
+  } catch (e) {
+    fail(e instanceof RelayError ? `${e.code}: ${e.message}` : (e as Error).message)
+  }
   let config: Config
   try {
     const g = ensureGeneratedSecrets(loaded)
@@ -194,7 +210,7 @@ async function loadNativeParts(): Promise<typeof import('./appliance.js')> {
 function checkConfig(args: string[]): void {
   const { values } = parseArgs({ args, options: { config: { type: 'string', default: DEFAULT_CONFIG }, help: { type: 'boolean' } } })
   if (values.help) return out(HELP['check-config']!)
-  const cfg = configOrExit(values.config)
+  const cfg = configOrExit(values.config, { serving: true })
   out(`${values.config}: ok (${Object.keys(cfg.sources).length} source(s), ${cfg.subscribers.length} subscriber(s), mirror ${cfg.mirror.enabled ? 'on' : 'off'})`)
 }
 

@@ -16,6 +16,7 @@ import { StreamBridge } from './http/stream-bridge.js'
 import { RelayError } from './errors.js'
 import type { Component, Extension, RelayHost } from './extension.js'
 import { reloadedKeys, restartRequired } from './reload-diff.js'
+import { minFreeWarning } from './journal/data-dir.js'
 
 /** How long a fixed listen port is retried while it is still held. */
 export const LISTEN_RETRY_MS = 15_000
@@ -120,6 +121,7 @@ export class Relay {
       minFree: config.journal.min_free,
     })
     const relay = new Relay(config, journal, metrics, log, opts)
+    relay.#warnMinFree(config)
     try {
       relay.#wire()
       const host = relay.#host()
@@ -219,6 +221,7 @@ export class Relay {
     this.bodyBudget.perAddress = budget.perAddress
     this.retention.update(retentionLimits(next))
     this.journal.setMinFree(next.journal.min_free)
+    if (next.journal.min_free !== prev.journal.min_free) this.#warnMinFree(next)
     if (this.log.level !== next.log.level) this.log.level = next.log.level
     this.#config = next
     for (const listener of this.#reloadListeners) {
@@ -229,6 +232,12 @@ export class Relay {
       }
     }
     return { changed }
+  }
+
+  /** A min_free no disk can satisfy would leave the relay refusing every callback, silently. */
+  #warnMinFree(config: Config): void {
+    const warning = minFreeWarning(config.data_dir, config.journal.min_free)
+    if (warning) this.log.warn({ data_dir: config.data_dir }, warning)
   }
 
   /**

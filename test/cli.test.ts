@@ -137,8 +137,8 @@ t.test('serve: an unusable data_dir fails at start with a clear message', async 
   const dir = t.testdir({ 'not-a-dir': 'x' })
   const file = writeConfig(dir, testConfigYaml(join(dir, 'not-a-dir', 'data')))
   const r = await cli(['serve', '--config', file])
-  t.not(r.code, 0)
-  t.match(r.stderr + r.stdout, /data_dir/)
+  t.equal(r.code, 78, 'a config error: a supervisor must not restart into it')
+  t.match(r.stderr, /:3:11: data_dir: .*not-a-dir/)
 })
 
 t.test('serve: SIGTERM drains and exits 0; the journal reopens with everything acknowledged', async (t) => {

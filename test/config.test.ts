@@ -350,6 +350,37 @@ t.test('source paths: shape, reserved, duplicates', async (t) => {
   ])
 })
 
+t.test('source paths are literal: no router pattern, query or other special character', async (t) => {
+  const ps = problems([
+    'sources:',
+    '  a: { path: "/webhook/:id", verify: { scheme: github } }',
+    '  b: { path: "/webhook/*", verify: { scheme: github } }',
+    '  c: { path: "/webhook/a?x=1", verify: { scheme: github } }',
+    '  d: { path: "/webhook/a%20b", verify: { scheme: github } }',
+    '  e: { path: /hooks/e_1.v2-x~y, verify: { scheme: github } }',
+  ])
+  t.match(ps, [
+    { line: 2, col: 14, path: 'sources.a.path', message: /holds ":"; a source path is literal/ },
+    { line: 3, col: 14, path: 'sources.b.path', message: /holds "\*"; a source path is literal/ },
+    { line: 4, col: 14, path: 'sources.c.path', message: /"\?"/ },
+    { line: 5, col: 14, path: 'sources.d.path', message: /holds "%"/ },
+  ])
+})
+
+t.test('serving: at least one source, and a data_dir this host can use', async (t) => {
+  const dir = t.testdir({ file: 'x' })
+  t.match(problems('', { serving: true, cwd: dir }), [{ line: 1, col: 1, path: 'sources', message: /no source is configured/ }])
+  t.match(problems(['log: { level: info }', 'sources: {}'], { serving: true, cwd: dir }), [{ line: 2, col: 1, path: 'sources' }])
+  t.same(load('', { serving: false }).sources, {}, 'only when serving')
+  t.match(problems(withSource(`data_dir: ${join(dir, 'file')}`), { serving: true, cwd: dir }), [
+    { line: 4, col: 11, path: 'data_dir', message: /is a regular file/ },
+  ])
+  t.match(problems(withSource('data_dir: nope/data'), { serving: true, cwd: dir }), [
+    { line: 4, col: 11, path: 'data_dir', message: new RegExp(`${join(dir, 'nope')}; create`) },
+  ])
+  t.equal(load(withSource('data_dir: data'), { serving: true, cwd: dir }).data_dir, join(dir, 'data'), 'a missing data_dir in an existing parent is fine')
+})
+
 t.test('subscribers: unknown sources, duplicate names and tokens', async (t) => {
   const ps = problems([
     ...withSource(),
@@ -473,7 +504,8 @@ t.test('ensureGeneratedSecrets', async (t) => {
 
   t.test('creates a 0600 file, reuses it, fills only what is missing', async (t) => {
     const dir = t.testdir()
-    const dataDir = join(dir, 'nested', 'data')
+    // data_dir is created (0700) in an existing parent; a missing parent is an error (test/ops-datadir.test.ts).
+    const dataDir = join(dir, 'data')
     const config = load(
       [
         'sources:',
@@ -493,6 +525,7 @@ t.test('ensureGeneratedSecrets', async (t) => {
     const file = join(dataDir, 'generated-secrets.json')
     t.same(first.generated, { file, sources: ['runflow', 'sw'], subscribers: ['app'] })
     t.equal(mode(file), 0o600)
+    t.equal(mode(dataDir), 0o700, 'data_dir owner-only')
     t.not(first.config, config, 'a new config')
     t.ok(Object.isFrozen(first.config.sources.runflow?.verify.secrets))
     t.same(config.sources.runflow?.verify.secrets, [], 'the input is untouched')

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import { Journal } from '../src/journal/journal.js'
 import { callbackOfSize } from './helpers/ops.js'
 import { TOKEN, get, postRunflow, startTestRelay, testConfigYaml } from './helpers/relay.js'
 import { CLI, spawnRelay, writeConfig } from './helpers/spawn.js'
@@ -102,4 +103,23 @@ t.test('Journal.backup in process: the copy opens as a journal with the same ent
     copy.journal.read(0, 10).map((e) => e.seq),
     [1, 2, 3],
   )
+})
+
+t.test('backup: a destination under /proc or below a file is refused at once, never a spinning mkdir; missing levels are created', async (t) => {
+  const dir = t.testdir({ 'a-file': 'x' })
+  const data = join(dir, 'data')
+  await (await Journal.open({ dir: data, mapSize: 16 * 1024 * 1024, minFree: 0 })).close()
+  for (const [dest, why] of [
+    ['/proc/self/nope/deeper', /procfs/],
+    [join(dir, 'a-file', 'backup'), /ENOTDIR/],
+  ] as const) {
+    const r = await cli(['backup', '--data-dir', data, dest])
+    t.equal(r.code, 1, dest)
+    t.match(r.stderr, why)
+    t.match(r.stderr, /DEST_DIR/)
+  }
+  const nested = join(dir, 'backups', 'hookrelay', '2026-12-04')
+  const ok = await cli(['backup', '--data-dir', data, nested])
+  t.equal(ok.code, 0, ok.stderr)
+  t.ok(existsSync(join(nested, 'journal.mdb')), 'missing levels are created, as in the README example')
 })

@@ -41,3 +41,14 @@ t.test('a second relay on a port another relay serves refuses to start; every ca
   t.ok(answers.every((a) => a.status === 200))
   t.equal(first.journal.head, 40, 'all 40 in the one journal')
 })
+
+t.test('a min_free larger than the disk: the relay starts, and says why it will refuse every callback', async (t) => {
+  const dir = t.testdir()
+  const config = loadConfigText(testConfigYaml(dir, 'journal: { min_free: 100000gb }'), '<test>', { env: {} })
+  const lines: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) })
+  const relay = await Relay.start(config, { logger, processMetrics: false })
+  t.teardown(() => relay.close())
+  t.match(lines.join(''), /journal\.min_free .* is not below the size of the disk/)
+  t.equal((await fetch(`http://127.0.0.1:${relay.port}/readyz`)).status, 503)
+})

@@ -6,9 +6,10 @@
  * Values are never logged; callers log the file path.
  */
 import { randomBytes } from 'node:crypto'
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { RelayError } from '../errors.js'
+import { prepareDataDir } from '../journal/data-dir.js'
 import { deepFreeze } from './load.js'
 import type { Config, SourceConfig, SubscriberConfig } from './types.js'
 
@@ -95,7 +96,7 @@ export function ensureGeneratedSecrets(config: Config): {
     }
   }
   if (changed) {
-    mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
+    prepareDataDir(config.data_dir)
     writeAtomically(file, `${JSON.stringify(stored, null, 2)}\n`)
   } else {
     restrictMode(file)

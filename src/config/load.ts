@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { ConfigError, type ConfigProblem } from './config-error.js'
-import { configSpec, crossCheck, toConfig, type ConfigFile } from './schema.js'
+import { configSpec, crossCheck, servingCheck, toConfig, type ConfigFile } from './schema.js'
 import { INVALID, Walk } from './walk.js'
 import type { Config } from './types.js'
 
@@ -18,6 +18,12 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
   /** Base for relative `data_dir`, `*_file` and config paths; default `process.cwd()`. */
   cwd?: string
+  /**
+   * Also check what a relay serving this file needs (`check-config`, `serve`):
+   * at least one source, and a data_dir this host can use. Off for the
+   * commands that only read the config (`send`, `tail`, ...), which may run elsewhere.
+   */
+  serving?: boolean
 }
 
 /**
@@ -79,6 +85,7 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
   const parsed = doc.contents === null ? configSpec.absent('', w, true) : configSpec.check(doc.contents, '', w)
   const result: ConfigFile = parsed === INVALID ? configSpec.absent('', w, false) : parsed
   crossCheck(result, w)
+  if (opts.serving === true) servingCheck(result, w)
   if (w.problems.length > 0) {
     const sorted = w.problems
       .map((p, i) => ({ p, i }))

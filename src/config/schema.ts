@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net'
 import { resolve as resolvePath } from 'node:path'
+import { dataDirProblem } from '../journal/data-dir.js'
 import type { Config, SchemeName, SourceConfig } from './types.js'
 import {
   bool,
@@ -37,6 +38,11 @@ const WHPK_RE = /^whpk_[A-Za-z0-9+/]+={0,2}$/
 function sourcePath(p: string): void {
   if (!p.startsWith('/')) throw new Error(`"${p}" does not start with "/"; write it like /webhook/runflow`)
   if (/[\s?#]/.test(p)) throw new Error(`"${p}" holds a space, "?" or "#"; use a plain path like /webhook/runflow`)
+  // The router reads ":name" and "*" as patterns; a source is one literal path.
+  const odd = /[^A-Za-z0-9._~/-]/.exec(p)
+  if (odd !== null) {
+    throw new Error(`"${p}" holds "${odd[0]}"; a source path is literal: use letters, digits, "/", ".", "_", "~" and "-", like /webhook/runflow`)
+  }
   if (p === '/v1' || p.startsWith('/v1/') || RESERVED_PATHS.includes(p)) {
     throw new Error(`"${p}" is reserved for the relay's own API; use a path like /webhook/<name>`)
   }
@@ -185,6 +191,17 @@ export const configSpec = obj({
 
 /** The file as validated: YAML key names, units already converted, defaults applied. */
 export type ConfigFile = typeof configSpec extends Spec<infer T> ? T : never
+
+/** What a relay serving this file needs besides a valid file (see LoadOptions.serving). */
+export function servingCheck(file: ConfigFile, w: Walk): void {
+  if (Object.keys(file.sources).length === 0 && !w.reported('sources')) {
+    w.report('sources', 'no source is configured, so the relay would accept nothing; add one, e.g. sources: { runflow: { verify: { scheme: runflow } } }')
+  }
+  if (typeof file.data_dir === 'string' && !w.reported('data_dir')) {
+    const problem = dataDirProblem(resolvePath(w.cwd, file.data_dir))
+    if (problem !== undefined) w.report('data_dir', problem)
+  }
+}
 
 /** Checks that span several keys. Reports into `w`; tolerates values left undefined by earlier problems. */
 export function crossCheck(file: ConfigFile, w: Walk): void {

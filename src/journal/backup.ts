@@ -1,6 +1,7 @@
-import { accessSync, mkdirSync, rmSync, constants as fsConstants } from 'node:fs'
+import { accessSync, rmSync, constants as fsConstants } from 'node:fs'
 import { open } from 'lmdb'
 import { RelayError } from '../errors.js'
+import { makeDirs } from './data-dir.js'
 
 /**
  * Copies the journal in `dataDir` to `<destDir>/journal.mdb` from another
@@ -19,12 +20,17 @@ export async function backupJournal(dataDir: string, destDir: string, compact = 
   } catch (cause) {
     throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `no journal at ${path}; check --config (data_dir)`, { cause })
   }
+  // Before LMDB opens anything; and never Node's recursive mkdir, which spins forever under /proc.
+  try {
+    makeDirs(destDir, 'DEST_DIR')
+  } catch (cause) {
+    throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', (cause as Error).message, { cause })
+  }
   const flags = { maxDbs: 12, overlappingSync: false, noSync: false, useWritemap: false, cache: false } as const
   // Read-only: the copy needs a read transaction only (the lock file's reader table is still shared).
   const env = open({ path, ...flags, readOnly: true })
   const file = `${destDir}/journal.mdb`
   try {
-    mkdirSync(destDir, { recursive: true })
     await env.backup(file, compact)
   } catch (cause) {
     throw new RelayError('HOOKRELAY_JOURNAL_BACKUP', `cannot write ${file}: ${(cause as Error).message}; use an empty destination directory`, {

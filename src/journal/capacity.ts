@@ -11,6 +11,11 @@ const DISK_CHECK_MS = 1000
  * map by itself, so the limit is enforced here, before LMDB would fail) and
  * `journal.min_free` on the disk. Bytes queued but not yet committed count
  * too, so a burst of large bodies cannot overshoot either limit.
+ *
+ * Free disk space is read once a second; in between, every commit is taken
+ * off the last reading at the same conservative estimate as `usedBytes`
+ * (LMDB may reuse free pages, so the next reading can only give space back).
+ * At full speed a second's worth of commits is far more than min_free.
  */
 export class Capacity {
   #dir: string
@@ -21,6 +26,9 @@ export class Capacity {
   #usageAt = 0
   #queued = 0
   #fsFree = Number.POSITIVE_INFINITY
+  /** Estimated bytes written by commits since start, and its value when the last disk reading began. */
+  #committed = 0
+  #committedAtReading = 0
   #timer: NodeJS.Timeout | undefined
 
   /** `measure` returns the exact bytes of pages in use (LMDB page statistics). */
@@ -71,13 +79,20 @@ export class Capacity {
 
   /** After a commit: exact at most every 100 ms, in between a conservative 2 × body + 4 KiB per entry. */
   noteCommitted(bodyBytes: number, entries: number): void {
+    const estimate = 2 * bodyBytes + 4096 * entries
+    this.#committed += estimate
     if (performance.now() - this.#usageAt >= USAGE_REFRESH_MS) this.refresh()
-    else this.#usedBytes += 2 * bodyBytes + 4096 * entries
+    else this.#usedBytes += estimate
+  }
+
+  /** Free disk space now: the last reading less what was committed since it began. */
+  get diskFree(): number {
+    return this.#fsFree - (this.#committed - this.#committedAtReading)
   }
 
   /** Why an entry of `bytes` would not fit now, or undefined. */
   refusal(bytes: number): RelayError | undefined {
-    if (this.#fsFree - 2 * this.#queued < this.#minFree) {
+    if (this.diskFree - 2 * this.#queued < this.#minFree) {
       return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full', { status: 503 })
     }
     if (this.#usedBytes + 2 * (this.#queued + bytes) + 65536 > this.#mapSize) {
@@ -87,6 +102,8 @@ export class Capacity {
   }
 
   async #checkDisk(): Promise<void> {
+    // Commits that land while statfs runs may or may not be in its answer: count them as not.
+    const committed = this.#committed
     try {
       const s = await statfs(this.#dir)
       this.#fsFree = s.bavail * s.bsize
@@ -94,5 +111,6 @@ export class Capacity {
       // The directory vanished or the filesystem does not answer: refuse rather than guess.
       this.#fsFree = 0
     }
+    this.#committedAtReading = committed
   }
 }

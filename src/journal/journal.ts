@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs'
 import { open, type Database, type RootDatabase } from 'lmdb'
 import { RelayError } from '../errors.js'
 import { Capacity } from './capacity.js'
+import { prepareDataDir, restrictFile } from './data-dir.js'
+import { lockDataDir } from './lock.js'
 import { decodeEvent, encodeEvent, type EventPrivate, type StoredEvent } from './record.js'
 import { ingestRow, internalRow } from './run-row.js'
 import type { AppendHook, IngestInput, IngestResult, InternalInput, RunRow } from './types.js'
@@ -66,13 +67,15 @@ export class Journal {
   #failed: Error | undefined
   #closed = false
   #capacity: Capacity
+  #unlock: () => void
   /** Databases other parts opened in this environment; counted in usedBytes. */
   #others: Database[] = []
   /** Called with each commit's duration in seconds (metrics). */
   onCommitTimed: ((seconds: number, entries: number) => void) | undefined
 
-  private constructor(opts: JournalOptions, env: RootDatabase) {
+  private constructor(opts: JournalOptions, env: RootDatabase, unlock: () => void) {
     this.dir = opts.dir
+    this.#unlock = unlock
     this.#env = env
     this.#events = env.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
     this.#runs = env.openDB<RunRow, [string, string]>('runs', {})
@@ -99,19 +102,13 @@ export class Journal {
 
   /**
    * Opens (or creates) the journal in `dir`.
-   * @throws RelayError HOOKRELAY_JOURNAL_OPEN when the directory cannot be used.
+   * @throws RelayError HOOKRELAY_JOURNAL_DATA_DIR when the directory cannot be
+   *   used, HOOKRELAY_JOURNAL_LOCKED when another relay holds it,
+   *   HOOKRELAY_JOURNAL_OPEN when LMDB cannot open the journal there.
    */
   static async open(opts: JournalOptions): Promise<Journal> {
-    try {
-      mkdirSync(opts.dir, { recursive: true })
-      accessSync(opts.dir, fsConstants.W_OK | fsConstants.R_OK)
-    } catch (cause) {
-      throw new RelayError(
-        'HOOKRELAY_JOURNAL_OPEN',
-        `cannot use data_dir ${opts.dir}: ${(cause as Error).message}; make it writable by the relay's user or point data_dir elsewhere`,
-        { cause },
-      )
-    }
+    prepareDataDir(opts.dir)
+    const unlock = lockDataDir(opts.dir)
     let env: RootDatabase
     try {
       env = open({
@@ -126,11 +123,22 @@ export class Journal {
         cache: false,
       })
     } catch (cause) {
+      unlock()
       throw new RelayError('HOOKRELAY_JOURNAL_OPEN', `cannot open the journal in ${opts.dir}: ${(cause as Error).message}`, {
         cause,
       })
     }
-    const journal = new Journal(opts, env)
+    let journal: Journal
+    try {
+      // LMDB creates both files with the umask's mode; they hold every callback body.
+      restrictFile(`${opts.dir}/journal.mdb`)
+      restrictFile(`${opts.dir}/journal.mdb-lock`)
+      journal = new Journal(opts, env, unlock)
+    } catch (e) {
+      await env.close()
+      unlock()
+      throw e
+    }
     await journal.#capacity.start()
     return journal
   }
@@ -419,6 +427,17 @@ export class Journal {
     return c ? { seq: c.seq, epoch: c.epoch } : undefined
   }
 
+  /** Forgets a durable consumer's ack (a consumer of that name that comes back is a new one). Returns whether it existed. */
+  async deleteCursor(name: string): Promise<boolean> {
+    if (this.#failed) throw new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
+    // lmdb-js's remove() resolves true for a missing key too.
+    return this.#env.transaction(() => {
+      if (this.#cursors.get(name) === undefined) return false
+      this.#cursors.removeSync(name)
+      return true
+    })
+  }
+
   /** All durable consumers and their acked seq. */
   listCursors(): Array<{ name: string; seq: number }> {
     const out: Array<{ name: string; seq: number }> = []
@@ -527,5 +546,6 @@ export class Journal {
     this.#capacity.stop()
     await this.idle()
     await this.#env.close()
+    this.#unlock()
   }
 }
