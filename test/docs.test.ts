@@ -15,10 +15,17 @@ function sources(dir: string): string[] {
 }
 const code = sources(join(root, 'src')).map((f) => readFileSync(f, 'utf8')).join('\n')
 
-t.test('every error code in src/ is in the README error table', async (t) => {
-  const codes = new Set(code.match(/HOOKRELAY_[A-Z0-9]+_[A-Z0-9_]*[A-Z0-9]/g))
-  t.ok(codes.size > 40, `${codes.size} codes found`)
-  for (const c of codes) t.ok(readme.includes(`| \`${c}\``), c)
+t.test('the README error table is the error registry, row for row; src/ uses no code outside it', async (t) => {
+  const { ERRORS } = await import('../src/errors.js')
+  const section = readme.slice(readme.indexOf('## Error codes'), readme.indexOf('## Dependencies'))
+  const rows = new Map([...section.matchAll(/^\| `(HOOKRELAY_[A-Z0-9_]+)` \| ([^|]+) \| (.+) \|$/gm)].map((m) => [m[1]!, { where: m[2]!.trim(), meaning: m[3]!.trim() }]))
+  t.ok(rows.size > 40, `${rows.size} rows in the table`)
+  for (const [code, spec] of Object.entries(ERRORS)) {
+    t.same(rows.get(code), { where: spec.where, meaning: spec.meaning }, `${code}: README row matches the registry`)
+  }
+  for (const code of rows.keys()) t.ok(code in ERRORS, `${code}: in the README, so in the registry`)
+  const used = new Set(code.match(/HOOKRELAY_[A-Z0-9]+_[A-Z0-9_]*[A-Z0-9]/g))
+  for (const c of used) t.ok(c in ERRORS, `${c}: used in src/, so in the registry`)
 })
 
 t.test('every CLI command is in the README command table', async (t) => {

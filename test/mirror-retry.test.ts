@@ -27,7 +27,7 @@ t.test('backoff doubles with jitter and is capped', async (t) => {
 })
 
 t.test('permanent errors and expiry', async (t) => {
-  for (const code of ['HOOKRELAY_MIRROR_URL_REFUSED', 'HOOKRELAY_MIRROR_TOO_LARGE', 'HOOKRELAY_MIRROR_REDIRECTS', 'HOOKRELAY_MIRROR_DOWNGRADE']) {
+  for (const code of ['HOOKRELAY_MIRROR_URL_REFUSED', 'HOOKRELAY_MIRROR_TOO_LARGE', 'HOOKRELAY_MIRROR_REDIRECTS', 'HOOKRELAY_MIRROR_DOWNGRADE'] as const) {
     t.match(decideRetry({ ...base, err: new RelayError(code, 'no') }), { reason: 'no', code }, code)
   }
   // 403/404/410 before the deadline may be a clock or propagation hiccup: retried.

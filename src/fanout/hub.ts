@@ -178,7 +178,7 @@ export class Hub implements Component {
     const authorization = req.getHeader('authorization')
     const ip = peerAddress(res, req)
     if (this.#closing) {
-      sendError(res, 503, 'HOOKRELAY_STREAM_CLOSING', 'the relay is shutting down; reconnect later', { headers: { 'retry-after': '5' } })
+      sendError(res, 'HOOKRELAY_STREAM_CLOSING', 'the relay is shutting down; reconnect later', { headers: { 'retry-after': '5' } })
       return
     }
     if (authorization === '') {
@@ -194,7 +194,7 @@ export class Hub implements Component {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
     const principal = this.#host.lookupToken(token)
     if (!principal) {
-      sendError(res, 401, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+      sendError(res, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
         headers: { 'www-authenticate': 'Bearer' },
       })
       return
@@ -428,5 +428,5 @@ export class Hub implements Component {
 }
 
 function tooMany(res: HttpResponse, message: string): void {
-  sendError(res, 429, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', message, { headers: { 'retry-after': '5' } })
+  sendError(res, 'HOOKRELAY_STREAM_TOO_MANY_CONNECTIONS', message, { headers: { 'retry-after': '5' } })
 }

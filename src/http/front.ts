@@ -10,10 +10,10 @@
  * Node's llhttp parser answers every one of those as RFC 9112 says. uWS keeps
  * serving the WebSocket stream behind this front (see stream-bridge.ts).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { RelayError } from '../errors.js'
+import { RelayError, statusOf, type HttpErrorCode } from '../errors.js'
 import type { Logger, RejectLog } from '../log.js'
 import { errorBody, sendError } from './respond.js'
 
@@ -39,19 +39,13 @@ export interface FrontOptions {
 }
 
 /** Answers for requests the parser refuses, by llhttp's error code. */
-const PARSE_ERRORS: Record<string, [number, string, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'HOOKRELAY_HTTP_HEADERS_TOO_LARGE', `request line and headers over ${MAX_HEADER_BYTES / 1024} KiB`],
-  HPE_INVALID_CONTENT_LENGTH: [400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'content-length is not a byte count'],
-  HPE_UNEXPECTED_CONTENT_LENGTH: [400, 'HOOKRELAY_INGEST_BAD_LENGTH', 'content-length together with transfer-encoding, or given twice'],
-  HPE_INVALID_TRANSFER_ENCODING: [400, 'HOOKRELAY_HTTP_BAD_REQUEST', 'transfer-encoding must end in chunked'],
-  HPE_INVALID_VERSION: [400, 'HOOKRELAY_HTTP_BAD_REQUEST', 'the HTTP version is not 1.0 or 1.1'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'HOOKRELAY_HTTP_REQUEST_TIMEOUT', 'the request did not arrive in time'],
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
+const PARSE_ERRORS: Record<string, [HttpErrorCode, string]> = {
+  HPE_HEADER_OVERFLOW: ['HOOKRELAY_HTTP_HEADERS_TOO_LARGE', `request line and headers over ${MAX_HEADER_BYTES / 1024} KiB`],
+  HPE_INVALID_CONTENT_LENGTH: ['HOOKRELAY_INGEST_BAD_LENGTH', 'content-length is not a byte count'],
+  HPE_UNEXPECTED_CONTENT_LENGTH: ['HOOKRELAY_INGEST_BAD_LENGTH', 'content-length together with transfer-encoding, or given twice'],
+  HPE_INVALID_TRANSFER_ENCODING: ['HOOKRELAY_HTTP_BAD_REQUEST', 'transfer-encoding must end in chunked'],
+  HPE_INVALID_VERSION: ['HOOKRELAY_HTTP_BAD_REQUEST', 'the HTTP version is not 1.0 or 1.1'],
+  ERR_HTTP_REQUEST_TIMEOUT: ['HOOKRELAY_HTTP_REQUEST_TIMEOUT', 'the request did not arrive in time'],
 }
 
 /**
@@ -87,14 +81,14 @@ export class Router {
       if (h) return h(req, res, path, query)
       const allow = [...byMethod.keys()].filter((m) => m !== '*')
       if (allow.includes('GET')) allow.push('HEAD')
-      sendError(res, 405, 'HOOKRELAY_HTTP_METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}`, { headers: { allow: allow.join(', ') } })
+      sendError(res, 'HOOKRELAY_HTTP_METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}`, { headers: { allow: allow.join(', ') } })
       return
     }
     for (const p of this.#prefixes) {
       if (path.startsWith(p.prefix) && (p.method === method || (method === 'HEAD' && p.method === 'GET'))) return p.handler(req, res, path, query)
     }
     const shown = path.length > MAX_ECHOED_PATH ? `${path.slice(0, MAX_ECHOED_PATH)}…` : path
-    sendError(res, 404, 'HOOKRELAY_HTTP_NOT_FOUND', `nothing at ${shown}`)
+    sendError(res, 'HOOKRELAY_HTTP_NOT_FOUND', `nothing at ${shown}`)
   }
 }
 
@@ -196,8 +190,8 @@ export class HttpFront {
 
   #request(req: IncomingMessage, res: ServerResponse): void {
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
-      this.#refused(req.socket, 400, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', 'no host')
-      sendError(res, 400, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', { close: true })
+      this.#refused(req.socket, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', 'no host')
+      sendError(res, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', { close: true })
       return
     }
     this.router.dispatch(req, res)
@@ -208,7 +202,7 @@ export class HttpFront {
     const q = url.indexOf('?')
     const handler = this.#upgrades.get(q < 0 ? url : url.slice(0, q))
     if (handler && req.method === 'GET') return handler(req, socket, head)
-    writeRaw(socket, 404, errorBody('HOOKRELAY_HTTP_NOT_FOUND', 'no WebSocket endpoint here; the stream is at /v1/stream'))
+    writeRaw(socket, 'HOOKRELAY_HTTP_NOT_FOUND', 'no WebSocket endpoint here; the stream is at /v1/stream')
   }
 
   #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
@@ -217,19 +211,21 @@ export class HttpFront {
       socket.destroy()
       return
     }
-    const [status, code, message] = PARSE_ERRORS[err.code ?? ''] ?? [400, 'HOOKRELAY_HTTP_BAD_REQUEST', 'malformed HTTP request']
-    this.#refused(socket as Socket, status, code, message, err.code ?? 'parse error')
-    writeRaw(socket, status, errorBody(code, message))
+    const [code, message] = PARSE_ERRORS[err.code ?? ''] ?? ['HOOKRELAY_HTTP_BAD_REQUEST', 'malformed HTTP request']
+    this.#refused(socket as Socket, code, message, err.code ?? 'parse error')
+    writeRaw(socket, code, message)
   }
 
-  #refused(socket: Socket, status: number, code: string, message: string, reason: string): void {
-    this.#opts.rejects.warn({ status, code, reason, message, remote: socket.remoteAddress }, 'refused a malformed request')
+  #refused(socket: Socket, code: HttpErrorCode, message: string, reason: string): void {
+    this.#opts.rejects.warn({ status: statusOf(code), code, reason, message, remote: socket.remoteAddress }, 'refused a malformed request')
   }
 }
 
-/** A whole answer written to a socket outside node:http's response machinery, then the connection closed. */
-function writeRaw(socket: Duplex, status: number, body: string): void {
-  const text = STATUS_TEXT[status] ?? (status === 404 ? 'Not Found' : 'Error')
+/** A whole error answer written to a socket outside node:http's response machinery, then the connection closed. */
+function writeRaw(socket: Duplex, code: HttpErrorCode, message: string): void {
+  const status = statusOf(code)
+  const body = errorBody(code, message)
+  const text = STATUS_CODES[status] ?? 'Error'
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )

@@ -4,6 +4,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Config } from '../config/types.js'
+import type { HttpErrorCode } from '../errors.js'
 import type { Journal } from '../journal/journal.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
@@ -26,12 +27,13 @@ export function registerHealth(router: Router, ctx: HealthContext): void {
   router.add('GET', '/livez', (_req, res) => sendJson(res, 200, '{"ok":true}'))
   router.add('GET', '/readyz', (_req, res) => {
     if (ctx.ready()) sendJson(res, 200, `{"ok":true,"head":${journal.head}}`)
-    else sendError(res, 503, 'HOOKRELAY_NOT_READY', ctx.notReadyReason(), { headers: { 'retry-after': '5' } })
+    else sendError(res, 'HOOKRELAY_NOT_READY', ctx.notReadyReason(), { headers: { 'retry-after': '5' } })
   })
   router.add('GET', '/metrics', (req, res) => {
     const denied = metricsDenied(req, ctx.config())
     if (denied) {
-      sendError(res, denied[0], denied[1], denied[2], denied[0] === 401 ? { headers: { 'www-authenticate': 'Bearer' } } : undefined)
+      const [code, message] = denied
+      sendError(res, code, message, code === 'HOOKRELAY_METRICS_UNAUTHORIZED' ? { headers: { 'www-authenticate': 'Bearer' } } : undefined)
       return
     }
     metrics.ready.set(ctx.ready() ? 1 : 0)
@@ -45,7 +47,7 @@ export function registerHealth(router: Router, ctx: HealthContext): void {
       },
       (err: unknown) => {
         log.error({ err }, 'metrics failed')
-        sendError(res, 500, 'HOOKRELAY_METRICS_FAILED', 'metrics failed')
+        sendError(res, 'HOOKRELAY_METRICS_FAILED', 'metrics failed')
       },
     )
   })
@@ -56,16 +58,16 @@ export function registerHealth(router: Router, ctx: HealthContext): void {
  * wants that bearer token; without one it answers only when the relay
  * listens on loopback.
  */
-function metricsDenied(req: IncomingMessage, config: Config): [number, string, string] | undefined {
+function metricsDenied(req: IncomingMessage, config: Config): [HttpErrorCode, string] | undefined {
   const want = config.metrics.token
   if (want === '') {
     if (isLoopbackHost(config.listen.host)) return undefined
-    return [403, 'HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
+    return ['HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
   }
   const got = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')
   const expected = Buffer.from(want)
   if (got.length === expected.length && timingSafeEqual(got, expected)) return undefined
-  return [401, 'HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']
+  return ['HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']
 }
 
 function isLoopbackHost(host: string): boolean {

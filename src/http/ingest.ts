@@ -6,7 +6,7 @@ import type { Journal } from '../journal/journal.js'
 import type { IngestResult } from '../journal/types.js'
 import type { Logger, RejectLog } from '../log.js'
 import type { Metrics } from '../metrics.js'
-import { RelayError } from '../errors.js'
+import { RelayError, statusOf, type HttpErrorCode } from '../errors.js'
 import { createVerifier } from '../verify/index.js'
 import type { HeaderBag, Verifier } from '../verify/types.js'
 import { sendError, sendJson } from './respond.js'
@@ -169,12 +169,12 @@ class Exchange {
     res.on('close', () => this.#closed())
     const max = route.source.max_body
     if (route.ctx.closing()) {
-      this.#reject(503, 'HOOKRELAY_HTTP_CLOSING', 'the relay is shutting down; retry', 'closing', { 'retry-after': RETRY_AFTER_S })
+      this.#reject('HOOKRELAY_HTTP_CLOSING', 'the relay is shutting down; retry', 'closing', { 'retry-after': RETRY_AFTER_S })
       return
     }
     const wait = route.ctx.admit?.(this.#address) ?? 0
     if (wait > 0) {
-      this.#reject(429, 'HOOKRELAY_HTTP_RATE_LIMITED', 'too many requests from this address', 'rate limited', {
+      this.#reject('HOOKRELAY_HTTP_RATE_LIMITED', 'too many requests from this address', 'rate limited', {
         'retry-after': String(wait),
       })
       return
@@ -209,7 +209,7 @@ class Exchange {
     }
     if (!this.#route.ctx.budget.take(this.#address, chunk.length)) {
       this.#route.reading.delete(this)
-      this.#reject(503, 'HOOKRELAY_HTTP_BUSY', 'too many request bodies in flight; retry', 'body budget exhausted', { 'retry-after': '1' }, true)
+      this.#reject('HOOKRELAY_HTTP_BUSY', 'too many request bodies in flight; retry', 'body budget exhausted', { 'retry-after': '1' }, true)
       return
     }
     this.#reserved += chunk.length
@@ -230,14 +230,13 @@ class Exchange {
 
   timeout(limitMs: number): void {
     this.#route.reading.delete(this)
-    this.#reject(408, 'HOOKRELAY_INGEST_BODY_TIMEOUT', `the body did not arrive within ${limitMs / 1000} s`, 'body timeout', undefined, true)
+    this.#reject('HOOKRELAY_INGEST_BODY_TIMEOUT', `the body did not arrive within ${limitMs / 1000} s`, 'body timeout', undefined, true)
   }
 
   #tooLarge(): void {
     this.#route.reading.delete(this)
     // Close the connection: the rest of the body is never read nor buffered.
     this.#reject(
-      413,
       'HOOKRELAY_INGEST_BODY_TOO_LARGE',
       `body over max_body (${this.#route.source.max_body} bytes)`,
       'body too large',
@@ -251,37 +250,37 @@ class Exchange {
     this.#done = true
     const outcome = verifier.verify(this.#headers, body, Date.now())
     if (!outcome.ok) {
-      this.#reject(401, 'HOOKRELAY_INGEST_UNAUTHORIZED', 'signature verification failed', outcome.reason)
+      this.#reject('HOOKRELAY_INGEST_UNAUTHORIZED', 'signature verification failed', outcome.reason)
       return
     }
     // JSON is UTF-8 (RFC 8259); invalid bytes would be replaced by JSON.parse's
     // decoding but spliced raw into subscribers' text frames, breaking them.
     if (!isUtf8(body)) {
-      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not UTF-8 JSON', 'not UTF-8')
+      this.#reject('HOOKRELAY_INGEST_NOT_JSON', 'the body is not UTF-8 JSON', 'not UTF-8')
       return
     }
     let json: unknown
     try {
       json = JSON.parse(body.toString('utf8'))
     } catch {
-      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not JSON', 'not JSON')
+      this.#reject('HOOKRELAY_INGEST_NOT_JSON', 'the body is not JSON', 'not JSON')
       return
     }
     if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-      this.#reject(400, 'HOOKRELAY_INGEST_NOT_JSON', 'the body is not a JSON object', 'not a JSON object')
+      this.#reject('HOOKRELAY_INGEST_NOT_JSON', 'the body is not a JSON object', 'not a JSON object')
       return
     }
     const d = verifier.describe(this.#headers, json)
     if (d.key === undefined) {
-      this.#reject(400, 'HOOKRELAY_INGEST_NO_KEY', idempotencyHint(source), 'no idempotency key')
+      this.#reject('HOOKRELAY_INGEST_NO_KEY', idempotencyHint(source), 'no idempotency key')
       return
     }
     if (d.event === undefined) {
-      this.#reject(400, 'HOOKRELAY_INGEST_NO_EVENT', 'the callback names no event', 'no event')
+      this.#reject('HOOKRELAY_INGEST_NO_EVENT', 'the callback names no event', 'no event')
       return
     }
     if (Buffer.byteLength(d.key) > MAX_KEY_BYTES || Buffer.byteLength(d.event) > MAX_EVENT_BYTES) {
-      this.#reject(400, 'HOOKRELAY_INGEST_BAD_KEY', `idempotency key over ${MAX_KEY_BYTES} or event over ${MAX_EVENT_BYTES} bytes`, 'key or event too long')
+      this.#reject('HOOKRELAY_INGEST_BAD_KEY', `idempotency key over ${MAX_KEY_BYTES} or event over ${MAX_EVENT_BYTES} bytes`, 'key or event too long')
       return
     }
     const requestId = this.#headers['runflow-request-id'] ?? this.#headers['x-request-id']
@@ -329,13 +328,13 @@ class Exchange {
     const err = e instanceof RelayError ? e : new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'commit failed', { cause: e })
     // Rate-limited like every rejection: a full disk must not also fill it with log lines.
     this.#route.ctx.rejects.warn({ err, source: this.#route.source.name }, 'journal refused a callback')
-    const status = err.status ?? 503
-    this.#reject(status, err.code, err.message, err.code, status === 503 ? { 'retry-after': RETRY_AFTER_S } : undefined)
+    // The journal's refusals are answers (503 full/closing/failed, 500 one entry rejected); anything else is a failed commit.
+    const code: HttpErrorCode = err.status !== undefined ? (err.code as HttpErrorCode) : 'HOOKRELAY_JOURNAL_COMMIT_FAILED'
+    this.#reject(code, err.message, code, statusOf(code) === 503 ? { 'retry-after': RETRY_AFTER_S } : undefined)
   }
 
   #reject(
-    status: number,
-    code: string,
+    code: HttpErrorCode,
     message: string,
     reason: string,
     headers?: Record<string, string>,
@@ -344,6 +343,7 @@ class Exchange {
     this.#done = true
     this.#release()
     const { source, ctx } = this.#route
+    const status = statusOf(code)
     ctx.metrics.countRequest(source.name, status)
     if (status !== 503 || reason === 'closing') {
       ctx.rejects.warn(
@@ -359,7 +359,7 @@ class Exchange {
       )
     }
     if (this.#aborted) return
-    sendError(this.#res, status, code, message, { headers, close })
+    sendError(this.#res, code, message, { headers, close })
     // Unread body bytes are not wanted: stop reading them (the connection closes after the answer).
     if (close) this.#req.pause()
   }

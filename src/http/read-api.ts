@@ -29,7 +29,7 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
     if (!who) return
     const parts = path.slice(RUNS_PREFIX.length).split('/')
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-      sendError(res, 404, 'HOOKRELAY_API_NOT_FOUND', 'runs are at /v1/runs/<source>/<id>')
+      sendError(res, 'HOOKRELAY_API_NOT_FOUND', 'runs are at /v1/runs/<source>/<id>')
       return
     }
     let source: string
@@ -38,13 +38,13 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
       source = decodeURIComponent(parts[0]!)
       id = decodeURIComponent(parts[1]!)
     } catch {
-      sendError(res, 400, 'HOOKRELAY_API_BAD_PATH', 'the path is not valid percent-encoding')
+      sendError(res, 'HOOKRELAY_API_BAD_PATH', 'the path is not valid percent-encoding')
       return
     }
     const row = canRead(who, source) ? ctx.journal.getRun(source, id) : undefined
     if (!row || row.revision === 0) {
       // Same answer for "not yours" and "absent": a token learns nothing about other sources.
-      sendError(res, 404, 'HOOKRELAY_API_NOT_FOUND', `no run ${id} from source ${source}`)
+      sendError(res, 'HOOKRELAY_API_NOT_FOUND', `no run ${id} from source ${source}`)
       return
     }
     sendJson(res, 200, runJson(row, ctx.journal))
@@ -57,7 +57,7 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
     const after = parseCount(q.get('after') ?? undefined, 0)
     const limit = parseCount(q.get('limit') ?? undefined, 100)
     if (after === undefined || limit === undefined) {
-      sendError(res, 400, 'HOOKRELAY_API_BAD_QUERY', 'after and limit must be non-negative integers')
+      sendError(res, 'HOOKRELAY_API_BAD_QUERY', 'after and limit must be non-negative integers')
       return
     }
     const want = Math.min(Math.max(limit, 1), EVENTS_LIMIT_MAX)
@@ -97,7 +97,7 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
 function authorize(res: ServerResponse, req: IncomingMessage, ctx: ReadApiContext): Principal | undefined {
   const who = ctx.tokens().fromHeader(req.headers.authorization ?? '')
   if (!who) {
-    sendError(res, 401, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+    sendError(res, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
       headers: { 'www-authenticate': 'Bearer' },
     })
   }

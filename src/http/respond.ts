@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { statusOf, type HttpErrorCode } from '../errors.js'
 import type { HttpResponse } from './uws.js'
 
 const JSON_TYPE = 'application/json'
@@ -53,8 +54,9 @@ export function sendJson(res: ServerResponse | HttpResponse, status: number, bod
   res.end(body, opts?.close === true)
 }
 
-export function sendError(res: ServerResponse | HttpResponse, status: number, code: string, message: string, opts?: SendOptions): void {
-  sendJson(res, status, errorBody(code, message), opts)
+/** Answers `{"error":{"code","message"}}` with the status the registry gives `code`. */
+export function sendError(res: ServerResponse | HttpResponse, code: HttpErrorCode, message: string, opts?: SendOptions): void {
+  sendJson(res, statusOf(code), errorBody(code, message), opts)
 }
 
 function isNode(res: ServerResponse | HttpResponse): res is ServerResponse {

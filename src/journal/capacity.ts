@@ -93,10 +93,10 @@ export class Capacity {
   /** Why an entry of `bytes` would not fit now, or undefined. */
   refusal(bytes: number): RelayError | undefined {
     if (this.diskFree - 2 * this.#queued < this.#minFree) {
-      return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full', { status: 503 })
+      return new RelayError('HOOKRELAY_JOURNAL_DISK_FULL', 'the disk holding data_dir is nearly full')
     }
     if (this.#usedBytes + 2 * (this.#queued + bytes) + 65536 > this.#mapSize) {
-      return new RelayError('HOOKRELAY_JOURNAL_FULL', 'the journal reached journal.map_size', { status: 503 })
+      return new RelayError('HOOKRELAY_JOURNAL_FULL', 'the journal reached journal.map_size')
     }
     return undefined
   }

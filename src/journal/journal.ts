@@ -247,9 +247,9 @@ export class Journal {
   }
 
   #refusal(bytes: number): RelayError | undefined {
-    if (this.#closed) return new RelayError('HOOKRELAY_JOURNAL_CLOSING', 'the relay is shutting down', { status: 503 })
+    if (this.#closed) return new RelayError('HOOKRELAY_JOURNAL_CLOSING', 'the relay is shutting down')
     if (this.#failed) {
-      return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
+      return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
     }
     return this.#capacity.refusal(bytes)
   }
@@ -263,7 +263,7 @@ export class Journal {
     for (const p of batch) batchBytes += p.input.body.length
     if (this.#failed) {
       this.#capacity.settled(batchBytes)
-      const err = new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
+      const err = new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
       for (const p of batch) p.reject(err)
       this.#settle()
       return
@@ -309,7 +309,7 @@ export class Journal {
             const r = results[i]!
             if (r instanceof Error) {
               batch[i]!.reject(
-                new RelayError('HOOKRELAY_JOURNAL_ENTRY_REJECTED', 'the journal could not store this entry', { status: 500, cause: r }),
+                new RelayError('HOOKRELAY_JOURNAL_ENTRY_REJECTED', 'the journal could not store this entry', { cause: r }),
               )
             } else {
               batch[i]!.resolve(r)
@@ -325,10 +325,7 @@ export class Journal {
           // Fail-stop: an fsync that failed may have lost pages; never retry and pretend.
           // (Anything else — an exception before the commit — rejects this batch only.)
           if (commitError !== undefined) this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))
-          const err = new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'the journal could not commit', {
-            status: 503,
-            cause,
-          })
+          const err = new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'the journal could not commit', { cause })
           for (const p of batch) p.reject(err)
         },
       )
@@ -429,7 +426,7 @@ export class Journal {
 
   /** Forgets a durable consumer's ack (a consumer of that name that comes back is a new one). Returns whether it existed. */
   async deleteCursor(name: string): Promise<boolean> {
-    if (this.#failed) throw new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error', { status: 503 })
+    if (this.#failed) throw new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
     // lmdb-js's remove() resolves true for a missing key too.
     return this.#env.transaction(() => {
       if (this.#cursors.get(name) === undefined) return false
