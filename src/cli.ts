@@ -100,7 +100,7 @@ async function serve(args: string[]): Promise<void> {
   if (values.help) return out(HELP.serve!)
   const loaded = configOrExit(values.config, { serving: true })
   const { createLogger } = await import('./log.js')
-  let log = createLogger(loaded.log.level)
+  const log = createLogger(loaded.log.level)
   try {
     const { warning } = prepareDataDir(loaded.data_dir)
     if (warning !== undefined) log.warn({ data_dir: loaded.data_dir }, warning)
@@ -181,8 +181,6 @@ async function serve(args: string[]): Promise<void> {
     log.info({ file: values.config }, 'SIGHUP: reloading the config')
     reloadFromFile(relay, values.config)
   }
-  void log
-  log = relay.log
 }
 
 /**

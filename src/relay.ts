@@ -345,11 +345,12 @@ export class Relay {
         this.log.error({ err, component: c.name }, 'component failed to close')
       }
     }
+    // Requests still arriving on open connections are answered (ingest: 503) before the journal goes.
+    await this.front.close()
     await this.journal.close()
     this.#bridge?.close()
     // Keep-alive connections would keep the loop alive; the app is done.
     ;(this.app as unknown as { close(): void }).close()
-    await this.front.close()
     this.log.info({ head: this.journal.head }, 'hookrelay stopped')
   }
 }

@@ -9,8 +9,8 @@ import { ConfigError, loadConfig, loadConfigText, type ConfigProblem, type LoadO
 const DEFAULT_CONFIG = fileURLToPath(new URL('../config/hookrelay.yaml', import.meta.url))
 const MiB = 1024 * 1024
 
-/** DESIGN.md "Config contract", verbatim. */
-const DESIGN_EXAMPLE = `listen: { host: 0.0.0.0, port: 8080 }
+/** The config shape the project promised its users from the start (README "Configuration"), verbatim: it must keep loading. */
+const CONTRACT_EXAMPLE = `listen: { host: 0.0.0.0, port: 8080 }
 data_dir: ./data
 sources:
   runflow:
@@ -85,8 +85,8 @@ t.test('the default config picks up the documented variables', async (t) => {
   t.equal(c.mirror.access_key, 'ak')
 })
 
-t.test("DESIGN.md's example loads verbatim", async (t) => {
-  const c = loadConfigText(DESIGN_EXAMPLE, 'design.yaml', { env: {}, cwd: '/srv/relay' })
+t.test('the original config contract example loads verbatim', async (t) => {
+  const c = loadConfigText(CONTRACT_EXAMPLE, 'design.yaml', { env: {}, cwd: '/srv/relay' })
   t.equal(c.data_dir, '/srv/relay/data')
   t.equal(c.sources.runflow?.path, '/webhook/runflow')
   t.same(c.mirror.allow_hosts, [])

@@ -1,10 +1,11 @@
-// Black-box: every row of DESIGN.md's ingest table, through real HTTP against a
-// real uWS relay on port 0 with a real LMDB journal in a temp dir.
+// Black-box: every row of the README's ingest table, through real HTTP against a
+// real relay on port 0 with a real LMDB journal in a temp dir.
 import { connect } from 'node:net'
 import t from 'tap'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import { signGithub, signRunflow } from '../src/verify/sign.js'
 import { SECRET, SECRET_OLD, TOKEN, get, post, postRunflow, startTestRelay } from './helpers/relay.js'
+import { signedPost } from './helpers/raw-http.js'
 
 t.test('verified new key: 200 after journaling, and the run row shows its status', async (t) => {
   const { relay, base } = await startTestRelay(t)
@@ -242,12 +243,33 @@ t.test('journal cannot commit: 503 with Retry-After, before LMDB would fail', as
   t.equal(relay.journal.read(0, 1000).length, accepted)
 })
 
-t.test('shutting down: new callbacks get 503', async (t) => {
-  const { relay, base } = await startTestRelay(t)
+t.test('shutting down: a callback that arrives while the relay closes gets 503 HOOKRELAY_HTTP_CLOSING', async (t) => {
+  const { relay } = await startTestRelay(t)
+  const wire = signedPost(SECRET, sampleRunflowCallback())
+  const split = wire.indexOf('\r\n') + 2
+  // A connection that is part-way through its request line when close() starts: open, not idle, not yet a request.
+  const sock = connect(relay.port, '127.0.0.1')
+  t.teardown(() => sock.destroy())
+  await new Promise<void>((r) => sock.on('connect', () => r()))
+  let text = ''
+  const answered = new Promise<string>((resolve) => {
+    sock.on('data', (d) => {
+      text += d.toString()
+      if (/\r\n\r\n\{.*\}$/s.test(text)) resolve(text)
+    })
+    sock.on('close', () => resolve(text))
+  })
+  sock.write(wire.slice(0, split))
+  while (relay.front.connections < 1) await new Promise((r) => setImmediate(r))
   const closing = relay.close()
-  const a = await postRunflow(base, sampleRunflowCallback()).catch(() => ({ status: 503 }))
-  t.equal(a.status, 503, 'refused (503, or connection refused once the port is closed)')
+  sock.write(wire.slice(split))
+  const answer = await answered
+  t.match(answer, /^HTTP\/1\.1 503 /)
+  t.match(answer, /"code":"HOOKRELAY_HTTP_CLOSING"/)
+  t.match(answer, /retry-after: 5/i)
+  t.match(answer, /connection: close/i, 'and the connection is closed after it')
   await closing
+  t.equal(relay.journal.head, 0)
 })
 
 t.test('read API: bearer tokens, per-token sources, paging that always ends', async (t) => {

@@ -105,6 +105,8 @@ export class HttpFront {
   #upgrades = new Map<string, UpgradeHandler>()
   #port = 0
   #closed: Promise<void> | undefined
+  #open = new Set<Socket>()
+  #stopping = false
 
   constructor(opts: FrontOptions) {
     this.#opts = opts
@@ -122,8 +124,17 @@ export class HttpFront {
       },
       (req, res) => this.#request(req, res),
     )
+    this.#server.on('connection', (socket: Socket) => {
+      this.#open.add(socket)
+      socket.once('close', () => this.#open.delete(socket))
+    })
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
+  }
+
+  /** Connections open now (tests wait on it). */
+  get connections(): number {
+    return this.#open.size
   }
 
   /** The port bound (after `listen`). */
@@ -172,23 +183,38 @@ export class HttpFront {
     }
   }
 
-  /** Stops accepting connections and closes idle keep-alive ones; requests in flight go on. */
+  /**
+   * Stops accepting connections and closes idle keep-alive ones; requests in
+   * flight, and requests still arriving on open connections, go on and are
+   * answered with `connection: close`.
+   */
   stopListening(): void {
+    this.#stopping = true
     if (this.#server.listening) this.#server.close()
     this.#server.closeIdleConnections()
   }
 
-  /** Closes every connection left (after in-flight answers were written). Idempotent. */
-  close(): Promise<void> {
-    this.#closed ??= new Promise<void>((resolve) => {
+  /**
+   * Waits up to `graceMs` for the connections still open to finish their
+   * request (each closes after its answer), then closes what is left.
+   * Idempotent.
+   */
+  close(graceMs = 2000): Promise<void> {
+    this.#closed ??= (async () => {
       this.stopListening()
+      const deadline = Date.now() + graceMs
+      while (this.#open.size > 0 && Date.now() < deadline) {
+        this.#server.closeIdleConnections()
+        await new Promise((r) => setTimeout(r, 20))
+      }
       this.#server.closeAllConnections()
-      resolve()
-    })
+      for (const s of this.#open) s.destroy()
+    })()
     return this.#closed
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#stopping) res.shouldKeepAlive = false
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
       this.#refused(req.socket, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', 'no host')
       sendError(res, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', { close: true })

@@ -16,7 +16,7 @@ interface TapLike {
   teardown(fn: () => unknown): void
 }
 
-/** The config the black-box tests run: DESIGN.md's shape on port 0, plus a GitHub source. */
+/** The config the black-box tests run: the default config's shape on port 0, plus a GitHub source. */
 export function testConfigYaml(dataDir: string, extra = ''): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
