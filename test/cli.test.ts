@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { CLI, spawnRelay, writeConfig } from './helpers/spawn.js'
-import { testConfigYaml, get } from './helpers/relay.js'
+import { TOKEN, testConfigYaml, get } from './helpers/relay.js'
 
 const run = promisify(execFile)
 const DEFAULT_CONFIG = join(import.meta.dirname, '..', 'config', 'hookrelay.yaml')
@@ -147,17 +147,34 @@ t.test('serve: SIGTERM drains and exits 0; the journal reopens with everything a
   const relay = await spawnRelay(file)
   const { postRunflow } = await import('./helpers/relay.js')
   const { sampleRunflowCallback } = await import('../src/sample.js')
-  const inflight = Array.from({ length: 20 }, () => postRunflow(relay.base, sampleRunflowCallback()).catch(() => undefined))
-  await new Promise((r) => setTimeout(r, 20))
+  const bodies = Array.from({ length: 20 }, () => sampleRunflowCallback())
+  let firstAck: () => void = () => {}
+  const acknowledged = new Promise<void>((r) => (firstAck = r))
+  const inflight = bodies.map((b) =>
+    postRunflow(relay.base, b).then(
+      (a) => (a.status === 200 && firstAck(), a),
+      () => undefined,
+    ),
+  )
+  // SIGTERM once the relay is acknowledging, while the rest are in flight.
+  await acknowledged
   relay.child.kill('SIGTERM')
   const answers = await Promise.all(inflight)
   const { code, signal } = await relay.exited
   t.equal(code, 0, `exit code 0 (signal ${signal})`)
   t.match(relay.lines.join('\n'), /hookrelay stopped/)
-  const acked = answers.filter((a) => a?.status === 200).length
+  const acked = answers.flatMap((a) => (a?.status === 200 ? [a.json.seq as number] : []))
+  t.ok(acked.length > 0, `${acked.length} acknowledged before the exit`)
   const again = await spawnRelay(file)
   t.teardown(() => again.child.kill('SIGKILL'))
   const ready = await get(`${again.base}/readyz`)
-  t.ok(ready.json.head >= acked, `head ${ready.json.head} covers the ${acked} acknowledged`)
+  t.ok(ready.json.head >= Math.max(...acked), `head ${ready.json.head} covers every acknowledged seq`)
+  const events = await get(`${again.base}/v1/events?after=0&limit=100`, TOKEN)
+  const stored = new Set(events.json.events.map((e: { seq: number }) => e.seq))
+  t.same(
+    acked.filter((seq) => !stored.has(seq)),
+    [],
+    'every acknowledged callback is in the reopened journal',
+  )
 })
 

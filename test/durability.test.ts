@@ -72,18 +72,23 @@ t.test('SIGKILL mid-load, three times: every acknowledged run_id is there, seqs 
   for (let round = 0; round < 3; round++) {
     const relay = await spawnRelay(file)
     let stop = false
+    // Killed mid-load: after a count of acknowledgements this round (a different one each round), not after a time.
+    const killAt = acked.size + 60 + round * 40
+    let killNow: () => void = () => {}
+    const enough = new Promise<void>((r) => (killNow = r))
     const workers = Array.from({ length: 16 }, async () => {
       while (!stop) {
         const runId = uuidv7()
         try {
           const a = await postRunflow(relay.base, sampleRunflowCallback({ runId }))
           if (a.status === 200) acked.set(runId, a.json.seq)
+          if (acked.size >= killAt) killNow()
         } catch {
           // The connection died with the relay: not acknowledged, so nothing is owed.
         }
       }
     })
-    await new Promise((r) => setTimeout(r, 400 + round * 150))
+    await enough
     relay.child.kill('SIGKILL')
     stop = true
     await Promise.all(workers)

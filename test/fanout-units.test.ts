@@ -303,7 +303,7 @@ t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when no
   c.record('a', 7)
   t.equal(c.position('a'), 7, 'in memory at once')
   t.equal(saved.length, 0, 'not written per ack')
-  await new Promise((r) => setTimeout(r, 80))
+  while (saved.length === 0) await new Promise((r) => setTimeout(r, 5))
   t.same(saved, [new Map([['a', 7], ['b', 1]])], 'one batch')
   c.record('a', 9)
   await c.close()

@@ -16,9 +16,9 @@ t.test('a held fixed port is retried until it frees', async (t) => {
   const dir = t.testdir()
   const yamlConfig = loadConfigText(testConfigYaml(dir).replace('port: 0', `port: ${port}`), '<test>', { env: {} })
   const lines: string[] = []
-  const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) })
+  // The port frees once the relay has said it is waiting for it.
+  const logger = pino({ level: 'warn' }, { write: (l: string) => void (lines.push(l), /cannot listen yet/.test(l) && holder.close()) })
   const started = Relay.start(yamlConfig, { logger, processMetrics: false })
-  setTimeout(() => holder.close(), 400)
   const relay = await started
   t.teardown(() => relay.close())
   t.equal(relay.port, port)
