@@ -371,7 +371,7 @@ export interface RunJson {
       size?: number
       sha256?: string
       content_type?: string
-      reason?: string
+      reason?: { code: string; message: string }
     }>
   }
 }

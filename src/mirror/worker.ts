@@ -6,10 +6,11 @@ import type { MirrorConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
 import type { Logger } from '../log.js'
 import type { Relay } from '../relay.js'
-import { downloadToFile, type Connector } from './fetch.js'
+import type { MirrorFailure } from '../journal/types.js'
+import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
 import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
-import { decideRetry } from './retry-policy.js'
+import { decideRetry, GONE_STATUSES } from './retry-policy.js'
 import { appendCompleted, appendFailed } from './results.js'
 import type { ObjectStore } from './s3.js'
 import { HostGuard, type Resolver } from './ssrf.js'
@@ -91,6 +92,9 @@ interface WorkerDeps {
 interface Retry {
   attempts: number
   notBefore: number
+  /** 403/404/410 answers for `url`; a fresh URL (redelivery) starts again at 0. */
+  gone: number
+  url: string
 }
 
 /**
@@ -188,7 +192,7 @@ export class MirrorWorker {
         .catch((err: unknown) => {
           // Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried.
           this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
-          this.#retry.set(id, { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000) })
+          this.#retry.set(id, { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000), gone: 0, url: job.url })
         })
         .finally(() => {
           this.#active.delete(id)
@@ -306,11 +310,14 @@ export class MirrorWorker {
   async #failed(job: MirrorJob, spooled: SpooledFile | undefined, err: unknown): Promise<void> {
     const id = jobId(job)
     const now = Date.now()
-    const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0 }
+    const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0, gone: 0, url: job.url }
+    if (r.url !== job.url) Object.assign(r, { gone: 0, url: job.url })
     r.attempts++
+    if (err instanceof OriginStatusError && GONE_STATUSES.has(err.originStatus)) r.gone++
     const decision = decideRetry({
       err,
       attempts: r.attempts,
+      goneAnswers: r.gone,
       now,
       deadline: job.deadline,
       spooled: spooled !== undefined,
@@ -335,12 +342,12 @@ export class MirrorWorker {
     }
     this.#retry.delete(id)
     this.metrics?.attempts.inc({ outcome: 'failed' })
-    await this.#fail(job, decision.reason)
+    await this.#fail(job, { code: decision.code, message: decision.message })
   }
 
-  async #fail(job: MirrorJob, reason: string): Promise<void> {
+  async #fail(job: MirrorJob, reason: MirrorFailure): Promise<void> {
     if (await appendFailed(this.#d.journal, this.#d.jobs, job, reason)) {
-      this.#d.log.warn({ key: job.key, reason }, 'mirror failed')
+      this.#d.log.warn({ key: job.key, code: reason.code, err: reason.message }, 'mirror failed')
       this.metrics?.objects.inc({ result: 'failed' })
     }
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
