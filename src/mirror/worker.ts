@@ -110,6 +110,8 @@ export class MirrorWorker {
   metrics: MirrorMetrics | undefined
   readonly #d: WorkerDeps
   readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>()
+  /** Objects uploaded whose size check and journal commit are under way (not a transfer slot each). */
+  readonly #recording = new Map<string, Promise<void>>()
   readonly #retry = new Map<string, Retry>()
   #timer: NodeJS.Timeout | undefined
   #pending = false
@@ -153,11 +155,11 @@ export class MirrorWorker {
     for (const { value } of this.#d.jobs.getRange({})) {
       soonest ??= value.deadline
       const id = jobId(value)
-      if (this.#active.has(id)) continue
+      if (this.#active.has(id) || this.#recording.has(id)) continue
       if ((this.#retry.get(id)?.notBefore ?? 0) > now) retrying++
       else queued++
     }
-    return { queued, active: this.#active.size, retrying, soonestDeadline: soonest }
+    return { queued, active: this.#active.size + this.#recording.size, retrying, soonestDeadline: soonest }
   }
 
   /** Stops taking jobs, aborts transfers in flight (they resume on the next start), waits for them. Idempotent. */
@@ -167,6 +169,8 @@ export class MirrorWorker {
       clearTimeout(this.#timer)
       for (const a of this.#active.values()) a.abort.abort()
       await Promise.allSettled([...this.#active.values()].map((a) => a.done))
+      // Started before the aborts: they end with their commit or their failure, within the store's bounds.
+      await Promise.allSettled([...this.#recording.values()])
     })()
     return this.#closed
   }
@@ -179,9 +183,10 @@ export class MirrorWorker {
     const now = Date.now()
     let wake = Number.POSITIVE_INFINITY
     for (const { value: job } of this.#d.jobs.getRange({})) {
-      if (this.#active.size >= limit) return
+      // Recordings are cheap but not free: past a bound, new transfers wait for them.
+      if (this.#active.size >= limit || this.#recording.size >= limit * RECORDING_PER_SLOT) return
       const id = jobId(job)
-      if (this.#active.has(id)) continue
+      if (this.#active.has(id) || this.#recording.has(id)) continue
       const notBefore = this.#retry.get(id)?.notBefore ?? 0
       if (notBefore > now) {
         wake = Math.min(wake, notBefore)
@@ -189,11 +194,7 @@ export class MirrorWorker {
       }
       const abort = new AbortController()
       const done = this.#run(job, abort.signal)
-        .catch((err: unknown) => {
-          // Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried.
-          this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
-          this.#retry.set(id, { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000), gone: 0, url: job.url })
-        })
+        .catch((err: unknown) => this.#unrecorded(job, err))
         .finally(() => {
           this.#active.delete(id)
           this.#pump()
@@ -207,12 +208,12 @@ export class MirrorWorker {
   }
 
   async #run(job: MirrorJob, signal: AbortSignal): Promise<void> {
-    const { cfg, store, log } = this.#d
+    const { cfg, store } = this.#d
     const t0 = performance.now()
-    const ms = { download: 0, upload: 0, record: 0 }
     let spooled = job.spooled && (await this.#spoolIntact(job.spooled)) ? job.spooled : undefined
-    /** A download not yet recorded on the job: recorded only if the upload does not go through. */
+    /** A download not yet recorded on the job: recorded only if the object does not get stored. */
     let fresh: SpooledFile | undefined
+    let downloadMs = 0
     try {
       if (!spooled) {
         // Cheap, and an operator clearing data_dir/spool by hand costs a retry, not the deadline.
@@ -225,7 +226,7 @@ export class MirrorWorker {
           signal,
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
-        ms.download = performance.now() - t0
+        downloadMs = performance.now() - t0
         spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType }
         fresh = spooled
       }
@@ -235,34 +236,66 @@ export class MirrorWorker {
       }
       const t1 = performance.now()
       await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
-      ms.upload = performance.now() - t1
-      await this.#complete(job, spooled)
-      ms.record = performance.now() - t1 - ms.upload
-      this.metrics?.attempts.inc({ outcome: 'ok' })
-      this.metrics?.objects.inc({ result: 'completed' })
-      this.metrics?.bytes.inc(spooled.size)
-      this.#retry.delete(jobId(job))
-      await rm(join(this.#d.spoolDir, spooled.file), { force: true })
-      log.debug(
-        {
-          key: job.key,
-          size: spooled.size,
-          download_ms: Math.round(ms.download),
-          upload_ms: Math.round(ms.upload),
-          record_ms: Math.round(ms.record),
-        },
-        'mirrored',
-      )
-    } catch (err) {
-      if (fresh !== undefined) {
-        // Downloaded but not uploaded (store down, relay closing): keep the bytes for the next attempt, across restarts too.
-        await this.#recordSpool(job, fresh).catch((e: unknown) => {
-          this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+      const uploadMs = performance.now() - t1
+      // The transfer slot is free from here. The size check and the journal
+      // commit run beside the next transfers, so that the commits of objects
+      // finishing together share one transaction instead of one each.
+      const id = jobId(job)
+      const done = this.#record(job, spooled, fresh, downloadMs, uploadMs)
+        .catch((err: unknown) => this.#unrecorded(job, err))
+        .finally(() => {
+          this.#recording.delete(id)
+          this.#pump()
         })
-      }
+      this.#recording.set(id, done)
+    } catch (err) {
+      await this.#keepSpooled(job, fresh)
       if (this.#closing || signal.aborted) return
       await this.#failed(job, spooled, err)
     }
+  }
+
+  /** Confirms the stored object, then appends `mirror.completed`; a failure goes the way of any failed attempt. */
+  async #record(job: MirrorJob, spooled: SpooledFile, fresh: SpooledFile | undefined, downloadMs: number, uploadMs: number): Promise<void> {
+    const t2 = performance.now()
+    try {
+      await this.#d.store.confirm(job.key, spooled.size)
+      await this.#complete(job, spooled)
+    } catch (err) {
+      await this.#keepSpooled(job, fresh)
+      if (this.#closing) return
+      await this.#failed(job, spooled, err)
+      return
+    }
+    this.metrics?.attempts.inc({ outcome: 'ok' })
+    this.metrics?.objects.inc({ result: 'completed' })
+    this.metrics?.bytes.inc(spooled.size)
+    this.#retry.delete(jobId(job))
+    await rm(join(this.#d.spoolDir, spooled.file), { force: true })
+    this.#d.log.debug(
+      {
+        key: job.key,
+        size: spooled.size,
+        download_ms: Math.round(downloadMs),
+        upload_ms: Math.round(uploadMs),
+        record_ms: Math.round(performance.now() - t2),
+      },
+      'mirrored',
+    )
+  }
+
+  /** Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried. */
+  #unrecorded(job: MirrorJob, err: unknown): void {
+    this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
+    this.#retry.set(jobId(job), { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000), gone: 0, url: job.url })
+  }
+
+  /** Downloaded but not stored (store down, relay closing): keep the bytes for the next attempt, across restarts too. */
+  async #keepSpooled(job: MirrorJob, fresh: SpooledFile | undefined): Promise<void> {
+    if (fresh === undefined) return
+    await this.#recordSpool(job, fresh).catch((e: unknown) => {
+      this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+    })
   }
 
   async #spoolIntact(s: SpooledFile): Promise<boolean> {
@@ -353,6 +386,9 @@ export class MirrorWorker {
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
   }
 }
+
+/** Uploaded objects awaiting their check and commit, per transfer slot, before new transfers wait. */
+const RECORDING_PER_SLOT = 8
 
 /** One spool file per object (stable across URL refreshes and restarts). */
 function spoolName(job: { source: string; id: string; index: number }): string {
