@@ -112,6 +112,8 @@ export class MirrorWorker {
   readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>()
   /** Objects uploaded whose size check and journal commit are under way (not a transfer slot each). */
   readonly #recording = new Map<string, Promise<void>>()
+  readonly #toCommit: Array<{ job: MirrorJob; spooled: SpooledFile; resolve: () => void; reject: (e: unknown) => void }> = []
+  #commitTimer: NodeJS.Timeout | undefined
   readonly #retry = new Map<string, Retry>()
   #timer: NodeJS.Timeout | undefined
   #pending = false
@@ -336,8 +338,26 @@ export class MirrorWorker {
     return undefined
   }
 
+  /**
+   * Appends `mirror.completed` together with the other objects confirmed
+   * within COMMIT_WINDOW_MS: the journal writes entries handed to it in one
+   * tick as one transaction, so small files cost a commit per batch, not
+   * per object. A full batch goes at once.
+   */
   #complete(job: MirrorJob, s: SpooledFile): Promise<void> {
-    return appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, job, s)
+    return new Promise((resolve, reject) => {
+      this.#toCommit.push({ job, spooled: s, resolve, reject })
+      if (this.#toCommit.length >= COMMIT_BATCH) this.#commitBatch()
+      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), COMMIT_WINDOW_MS)
+    })
+  }
+
+  #commitBatch(): void {
+    clearTimeout(this.#commitTimer)
+    this.#commitTimer = undefined
+    for (const c of this.#toCommit.splice(0)) {
+      appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, c.job, c.spooled).then(c.resolve, c.reject)
+    }
   }
 
   async #failed(job: MirrorJob, spooled: SpooledFile | undefined, err: unknown): Promise<void> {
@@ -389,6 +409,10 @@ export class MirrorWorker {
 
 /** Uploaded objects awaiting their check and commit, per transfer slot, before new transfers wait. */
 const RECORDING_PER_SLOT = 8
+/** How long a confirmed object waits for others to share its commit; short next to a transfer. */
+const COMMIT_WINDOW_MS = 5
+/** Objects committed at once at most (a full batch does not wait for the window). */
+const COMMIT_BATCH = 16
 
 /** One spool file per object (stable across URL refreshes and restarts). */
 function spoolName(job: { source: string; id: string; index: number }): string {
