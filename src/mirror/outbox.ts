@@ -8,6 +8,8 @@ export interface SpooledFile {
   file: string
   size: number
   sha256: string
+  /** Set for small files (see MD5_MAX_BYTES); absent in records of older versions. */
+  md5?: string
   content_type: string
 }
 

@@ -24,6 +24,8 @@ export interface StoredObject {
   bucket: string
   key: string
   size: number
+  /** The PUT answer's ETag, quotes removed (the content's MD5 on a plain single PUT). */
+  etag: string | undefined
 }
 
 /**
@@ -127,7 +129,7 @@ export class ObjectStore {
       const detail = await readSmall(res, 2048)
       const status = res.statusCode ?? 0
       if (status < 200 || status > 299) throw new StoreStatusError(status, s3Code(detail))
-      return { bucket: this.bucket, key, size }
+      return { bucket: this.bucket, key, size, etag: res.headers.etag?.replace(/^"|"$/g, '') }
     } catch (err) {
       if (signal?.aborted) throw new RelayError('HOOKRELAY_MIRROR_ABORTED', 'upload aborted', { cause: err })
       if (err instanceof RelayError) throw err

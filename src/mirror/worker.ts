@@ -114,6 +114,8 @@ export class MirrorWorker {
   readonly #recording = new Map<string, Promise<void>>()
   readonly #toCommit: Array<{ job: MirrorJob; spooled: SpooledFile; resolve: () => void; reject: (e: unknown) => void }> = []
   #commitTimer: NodeJS.Timeout | undefined
+  /** The spool directory was there at the last download; a failed attempt makes it checked again. */
+  #spoolDirReady = false
   readonly #retry = new Map<string, Retry>()
   #timer: NodeJS.Timeout | undefined
   #pending = false
@@ -218,8 +220,11 @@ export class MirrorWorker {
     let downloadMs = 0
     try {
       if (!spooled) {
-        // Cheap, and an operator clearing data_dir/spool by hand costs a retry, not the deadline.
-        await mkdir(this.#d.spoolDir, { recursive: true })
+        // Once, and again after a failed attempt: an operator clearing data_dir/spool by hand costs a retry, not the deadline.
+        if (!this.#spoolDirReady) {
+          await mkdir(this.#d.spoolDir, { recursive: true })
+          this.#spoolDirReady = true
+        }
         const file = spoolName(job)
         const got = await downloadToFile(job.url, join(this.#d.spoolDir, file), {
           guard: this.#d.guard,
@@ -229,7 +234,7 @@ export class MirrorWorker {
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
         downloadMs = performance.now() - t0
-        spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType }
+        spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType, ...(got.md5 ? { md5: got.md5 } : {}) }
         fresh = spooled
       }
       if (!this.bucketReady) {
@@ -237,13 +242,15 @@ export class MirrorWorker {
         this.bucketReady = true
       }
       const t1 = performance.now()
-      await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
+      const stored = await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
       const uploadMs = performance.now() - t1
+      // An ETag equal to the MD5 of the bytes sent confirms them, size and content, without a stat.
+      const confirmed = spooled.md5 !== undefined && stored.etag === spooled.md5
       // The transfer slot is free from here. The size check and the journal
       // commit run beside the next transfers, so that the commits of objects
       // finishing together share one transaction instead of one each.
       const id = jobId(job)
-      const done = this.#record(job, spooled, fresh, downloadMs, uploadMs)
+      const done = this.#record(job, spooled, fresh, confirmed, downloadMs, uploadMs)
         .catch((err: unknown) => this.#unrecorded(job, err))
         .finally(() => {
           this.#recording.delete(id)
@@ -251,17 +258,25 @@ export class MirrorWorker {
         })
       this.#recording.set(id, done)
     } catch (err) {
+      this.#spoolDirReady = false
       await this.#keepSpooled(job, fresh)
       if (this.#closing || signal.aborted) return
       await this.#failed(job, spooled, err)
     }
   }
 
-  /** Confirms the stored object, then appends `mirror.completed`; a failure goes the way of any failed attempt. */
-  async #record(job: MirrorJob, spooled: SpooledFile, fresh: SpooledFile | undefined, downloadMs: number, uploadMs: number): Promise<void> {
+  /** Confirms the stored object unless its ETag did, then appends `mirror.completed`; a failure goes the way of any failed attempt. */
+  async #record(
+    job: MirrorJob,
+    spooled: SpooledFile,
+    fresh: SpooledFile | undefined,
+    confirmed: boolean,
+    downloadMs: number,
+    uploadMs: number,
+  ): Promise<void> {
     const t2 = performance.now()
     try {
-      await this.#d.store.confirm(job.key, spooled.size)
+      if (!confirmed) await this.#d.store.confirm(job.key, spooled.size)
       await this.#complete(job, spooled)
     } catch (err) {
       await this.#keepSpooled(job, fresh)
