@@ -36,6 +36,8 @@ t.test('small and 8 MB+ files land byte-exact; run row and events show where', a
 
   const row = await waitForRow(relay, runId, settled)
   t.equal(row.mirror.state, 'completed')
+  // The small file is confirmed by its PUT's ETag (its MD5), the 8 MB+ one by a stat of its size.
+  t.equal(s3.heads(), 1, 'one statObject, for the file over 4 MiB only')
 
   const run = await getRun(base, runId)
   t.equal(run.mirror.state, 'completed')
