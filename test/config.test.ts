@@ -182,7 +182,7 @@ t.test('wrong types', async (t) => {
 t.test('bad enum value', async (t) => {
   const ps = problems(['sources:', '  a:', '    verify:', '      scheme: githb', 'log: { level: loud }'])
   t.match(ps, [
-    { line: 4, col: 15, path: 'sources.a.verify.scheme', message: /not allowed; use one of runflow, github, stripe, standard-webhooks \(did you mean github\?\)/ },
+    { line: 4, col: 15, path: 'sources.a.verify.scheme', message: /not allowed; use one of runflow, github, stripe, standard-webhooks, hmac \(did you mean github\?\)/ },
     { line: 5, col: 15, path: 'log.level', message: /use one of trace, debug, info/ },
   ])
 })

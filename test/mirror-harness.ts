@@ -66,6 +66,8 @@ export interface S3Fixture {
   rejectPuts(n: number, status: number, code: string): void
   /** Stops the server once the next PUT has sent some of its body: an outage mid-upload. Resolves when stopped. */
   failNextPut(): Promise<void>
+  /** HEAD requests for objects (statObject) so far. */
+  heads(): number
   /** sha256 and size of a stored object, read back through the S3 API. */
   objectDigest(key: string): Promise<{ sha256: string; size: number; contentType: string | undefined }>
 }
@@ -77,6 +79,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
   const sockets = new Set<Socket>()
   let onPut: ((req: IncomingMessage) => void) | undefined
   let reject: { n: number; status: number; code: string } | undefined
+  let heads = 0
   const start = async (): Promise<void> => {
     const s = new S3rver({ port, address: '127.0.0.1', directory, silent: true })
     const addr = await s.run()
@@ -90,6 +93,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     http.on('request', (req: IncomingMessage) => {
       // Object PUTs only (`/<bucket>/<key>`), not bucket creation.
       if (req.method === 'PUT' && onPut && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) onPut(req)
+      if (req.method === 'HEAD' && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) heads++
     })
     // Put a gate in front of s3rver's own handler.
     const [handler] = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
@@ -128,6 +132,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     port,
     endpoint: `http://127.0.0.1:${port}`,
     client,
+    heads: () => heads,
     stop,
     start,
     rejectPuts(n, status, code) {
@@ -371,7 +376,7 @@ export interface RunJson {
       size?: number
       sha256?: string
       content_type?: string
-      reason?: string
+      reason?: { code: string; message: string }
     }>
   }
 }

@@ -12,7 +12,7 @@ t.setTimeout(45_000)
 
 const MiB = 1024 * 1024
 const SIZE_MIB = 200
-/** What DESIGN.md allows the mirror to add to RSS while it copies a 200 MB file. */
+/** What the mirror may add to RSS while it copies a 200 MB file (it streams; nothing is held whole). */
 const RSS_BUDGET = 64 * MiB
 
 setFlagsFromString('--expose-gc')

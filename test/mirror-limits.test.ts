@@ -171,8 +171,8 @@ t.test('relay: a file over max_bytes fails at once; a timeout is retried until t
   t.equal(row.mirror.state, 'failed')
   const run = await getRun(base, runId)
   t.match(run.mirror.objects, [
-    { index: 0, state: 'failed', reason: /larger than mirror.max_bytes/ },
-    { index: 1, state: 'failed', reason: /deadline passed after \d+ attempts: .*response headers/ },
+    { index: 0, state: 'failed', reason: { code: 'HOOKRELAY_MIRROR_TOO_LARGE', message: /larger than mirror.max_bytes/ } },
+    { index: 1, state: 'failed', reason: { code: 'HOOKRELAY_MIRROR_TIMEOUT', message: /deadline passed after \d+ attempts: .*response headers/ } },
     { index: 2, state: 'completed', size: 1000, sha256: sha256(ok) },
   ])
   t.equal(origin.hits(`/o/${runId}/big.bin`), 1, 'a permanent error is not retried')

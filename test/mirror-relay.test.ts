@@ -36,6 +36,8 @@ t.test('small and 8 MB+ files land byte-exact; run row and events show where', a
 
   const row = await waitForRow(relay, runId, settled)
   t.equal(row.mirror.state, 'completed')
+  // The small file is confirmed by its PUT's ETag (its MD5), the 8 MB+ one by a stat of its size.
+  t.equal(s3.heads(), 1, 'one statObject, for the file over 4 MiB only')
 
   const run = await getRun(base, runId)
   t.equal(run.mirror.state, 'completed')
@@ -141,11 +143,65 @@ t.test('an expired URL fails after at most 3 origin hits', async (t) => {
   t.equal(row.mirror.state, 'failed', 'none open, one failed')
   t.ok(origin.hits(path) >= 1 && origin.hits(path) <= 3, `origin hit ${origin.hits(path)} times`)
   const run = await getRun(base, runId)
-  t.match(run.mirror.objects[0], { index: 0, state: 'failed', reason: /expired.*403/ })
+  t.match(run.mirror.objects[0], { index: 0, state: 'failed', reason: { code: 'HOOKRELAY_MIRROR_ORIGIN_STATUS', message: /expired.*403/ } })
   t.match(run.mirror.objects[1], { index: 1, state: 'completed', sha256: sha256(good) })
   const failed = await eventsOf(base, 'mirror.failed')
   t.equal(failed.length, 1)
-  t.match(failed[0], { event: 'mirror.failed', source: 'runflow', run_id: runId, url: expired, reason: /403/ })
+  t.match(failed[0], {
+    event: 'mirror.failed', source: 'runflow', run_id: runId, url: expired,
+    reason: { code: 'HOOKRELAY_MIRROR_ORIGIN_STATUS', message: /403/ },
+  })
+})
+
+t.test('403/404/410 on a URL valid for an hour end the object in at most 3 origin hits; a fresh URL is still mirrored', async (t) => {
+  const s3 = await startS3(t)
+  const origin = await startOrigin(t)
+  const { relay, base, log } = await startRelay(t, mirrorConfig(testDir(t, 'data'), s3.endpoint))
+  const runId = uuidv7()
+  const statuses = [403, 404, 410]
+  const paths = statuses.map((s) => `/outputs/${runId}/refused-${s}.png`)
+  const bytes = paths.map(() => randomBytes(700))
+  let refusing = true
+  paths.forEach((path, i) => {
+    origin.route(path, (_req, res) => {
+      if (refusing) res.writeHead(statuses[i]!, { 'content-type': 'application/xml' }).end('<Error><Code>AccessDenied</Code></Error>')
+      else res.writeHead(200, { 'content-length': bytes[i]!.length }).end(bytes[i])
+    })
+  })
+  const okPath = `/outputs/${runId}/ok.png`
+  const ok = randomBytes(300)
+  origin.file(okPath, ok)
+  const first = [...paths.map((p) => origin.url(p)), origin.url(okPath)]
+  t.equal((await postCallback(base, runCallback(runId, { image_urls: first }))).status, 200)
+  let row = await waitForRow(relay, runId, settled)
+  t.equal(row.mirror.state, 'failed', 'none open, some failed: failed')
+  for (const path of paths) t.ok(origin.hits(path) >= 1 && origin.hits(path) <= 3, `${path}: origin hit ${origin.hits(path)} times`)
+  const run = await getRun(base, runId)
+  statuses.forEach((s, i) => {
+    t.match(run.mirror.objects[i], {
+      index: i, state: 'failed', reason: { code: 'HOOKRELAY_MIRROR_ORIGIN_STATUS', message: new RegExp(`answered ${s}`) },
+    })
+  })
+  t.match(run.mirror.objects[3], { index: 3, state: 'completed', sha256: sha256(ok) })
+  const failed = await eventsOf(base, 'mirror.failed')
+  t.same(failed.map((e) => e.index).sort(), [0, 1, 2], 'one mirror.failed per refused object')
+  t.equal(log.count('mirror failed'), 3)
+  t.match(log.lines.find((l) => l.msg === 'mirror failed'), { code: 'HOOKRELAY_MIRROR_ORIGIN_STATUS' })
+
+  // The sender redelivers with freshly signed URLs, which the origin now serves.
+  refusing = false
+  const hitsBefore = paths.map((p) => origin.hits(p))
+  const second = [...paths.map((p) => origin.url(p)), origin.url(okPath)]
+  const answer = await postCallback(base, runCallback(runId, { image_urls: second }, { duration_ms: 1235 }))
+  t.match(answer.json, { revision: 2 })
+  row = await waitForRow(relay, runId, (r) => r.revision === 2 && settled(r))
+  t.equal(row.mirror.state, 'completed', 'the fresh URLs were mirrored')
+  paths.forEach((p, i) => {
+    t.equal(row.mirror.objects[i]?.sha256, sha256(bytes[i]!), `${p}: the fresh URL's bytes`)
+    t.equal(origin.hits(p) - hitsBefore[i]!, 1, `${p}: fetched once more`)
+  })
+  t.equal(row.mirror.objects[3]?.url, first[3], 'the completed object is left alone')
+  t.equal((await eventsOf(base, 'mirror.failed')).length, 3, 'no further mirror.failed')
 })
 
 t.test('origin 5xx is retried with backoff, then succeeds', async (t) => {

@@ -18,7 +18,7 @@ function rejected(t: Asserts, outcome: VerifyOutcome, what: string): void {
 
 const NOW = Date.parse('2026-05-06T10:01:43Z')
 
-// A run callback shaped like Runflow's documentation (RUNFLOW.md): `+00:00`
+// A run callback shaped like Runflow's documentation: `+00:00`
 // offsets and a presigned output URL, bytes exactly as sent.
 const RUN_COMPLETED = Buffer.from(
   '{"event":"run.completed","run_id":"0190f5c2-8d4e-7a31-9c55-3f2b6a1d9e07","status":"succeeded",' +

@@ -1,5 +1,10 @@
 import t from 'tap'
 import nacl from 'tweetnacl'
+import { Webhook as StandardWebhook } from 'standardwebhooks'
+import { Webhook as SvixWebhook } from 'svix'
+import { loadConfigText } from '../src/config/load.js'
+import { Relay } from '../src/relay.js'
+import { post, silent } from './helpers/relay.js'
 import type { VerifyConfig } from '../src/config/types.js'
 import {
   createVerifier,
@@ -51,7 +56,7 @@ t.test('the published v1 vector', async t => {
   t.same(signStandardWebhooks({ secret: SECRET }, MSG_ID, TS, BODY), headers(V1), 'signing matches')
   const v = createVerifier(cfg([SECRET]))
   t.equal(v.scheme, 'standard-webhooks')
-  t.same([...v.headers].sort(), ['webhook-id', 'webhook-signature', 'webhook-timestamp'])
+  t.same([...v.headers].sort(), ['svix-id', 'svix-signature', 'svix-timestamp', 'webhook-id', 'webhook-signature', 'webhook-timestamp'])
   t.same(v.verify(headers(V1), BODY, AT_TS), { ok: true }, 'verifying matches')
 })
 
@@ -200,4 +205,87 @@ t.test('signing side', async t => {
   t.same(signFor(cfg([SECRET]), BODY, AT_TS, { id: MSG_ID }), headers(V1), 'given id: the published vector again')
   t.throws(() => signFor(cfg([], [generateEd25519().publicKey]), BODY, AT_TS), { code: 'HOOKRELAY_SEND_NO_SECRET' },
     'a public key cannot sign')
+})
+
+function svix(h: HeaderBag): HeaderBag {
+  return { 'svix-id': h['webhook-id'], 'svix-timestamp': h['webhook-timestamp'], 'svix-signature': h['webhook-signature'] }
+}
+
+t.test('svix-* headers carry the same signed content', async t => {
+  const v = createVerifier(cfg([SECRET]))
+  t.same(v.verify(svix(headers(V1)), BODY, AT_TS), { ok: true }, 'the published vector under svix-* names')
+  t.same(v.describe(svix(headers(V1)), { type: 'user.created' }), { key: MSG_ID, event: 'user.created', status: undefined })
+  rejected(t, v.verify({ ...svix(headers(V1)), 'svix-id': 'msg_other' }, BODY, AT_TS), 'svix-id changed')
+  rejected(t, v.verify(svix(headers(V1, MSG_ID, String(TS + 1))), BODY, AT_TS), 'svix-timestamp changed')
+  rejected(t, v.verify(svix(headers(V1)), BODY, AT_TS + 301_000), 'svix-timestamp outside tolerance')
+  rejected(t, v.verify({ 'svix-id': MSG_ID, 'svix-timestamp': String(TS) }, BODY, AT_TS), 'svix-signature missing')
+
+  // webhook-* wins when both are there, and the two sets are never mixed.
+  const wrong = 'v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc='
+  t.same(v.verify({ ...headers(V1), ...svix(headers(wrong, 'msg_x', '1')) }, BODY, AT_TS), { ok: true }, 'right webhook-*, wrong svix-*')
+  rejected(t, v.verify({ ...headers(wrong), ...svix(headers(V1)) }, BODY, AT_TS), 'wrong webhook-*, right svix-*')
+  t.equal(v.describe({ ...headers(V1), 'svix-id': 'msg_x' }, {}).key, MSG_ID, 'key from webhook-id')
+  rejected(t, v.verify({ 'webhook-timestamp': String(TS), 'webhook-signature': V1, 'svix-signature': V1 }, BODY, AT_TS),
+    'no id in either set')
+  rejected(t, v.verify({ 'svix-id': MSG_ID, 'webhook-timestamp': String(TS), 'webhook-signature': V1 }, BODY, AT_TS),
+    'svix-id with webhook-* timestamp and signature')
+})
+
+t.test('callbacks signed by the svix and standardwebhooks libraries, through HTTP', async t => {
+  const yaml = `
+listen: { host: 127.0.0.1, port: 0 }
+data_dir: ${t.testdir()}
+sources:
+  sw:
+    verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] }
+log: { level: silent }
+`
+  const relay = await Relay.start(loadConfigText(yaml, '<test>', { env: {} }), { logger: silent, processMetrics: false })
+  t.teardown(() => relay.close())
+  const url = `http://127.0.0.1:${relay.port}/webhook/sw`
+  const body = '{"type":"user.created","data":{"id":"user_29w83sxmDNGwOuEthce5gg56FcC"}}'
+
+  // The svix library signs with `svix-*` header names, as Clerk and Resend send them.
+  const svixWh = new SvixWebhook(SECRET)
+  const now = new Date()
+  const svixId = 'msg_2c7DGv4ROCdcsUQOyyqhm4v7e8g'
+  const svixHeaders = {
+    'svix-id': svixId,
+    'svix-timestamp': String(Math.floor(now.getTime() / 1000)),
+    'svix-signature': svixWh.sign(svixId, now, body),
+  }
+  t.doesNotThrow(() => svixWh.verify(body, svixHeaders), 'the svix library accepts its own signature')
+  const a = await post(url, body, svixHeaders)
+  t.equal(a.status, 200, 'svix-signed callback accepted')
+  t.equal(a.json.ok, true)
+
+  const stdWh = new StandardWebhook(SECRET)
+  const stdId = 'msg_2c7DGv4ROCdcsUQOyyqhm4v7e8h'
+  const stdHeaders = {
+    'webhook-id': stdId,
+    'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+    'webhook-signature': stdWh.sign(stdId, now, body),
+  }
+  const b = await post(url, body, stdHeaders)
+  t.equal(b.status, 200, 'standardwebhooks-signed callback accepted')
+  t.not(b.json.seq, a.json.seq, 'two messages, two entries')
+
+  const again = await post(url, body, svixHeaders)
+  t.equal(again.json.duplicate, true, 'svix-id is the idempotency key')
+
+  const head = relay.journal.head
+  const bad = await post(url, body.replace('29w', '29x'), { ...svixHeaders, 'svix-id': 'msg_new' })
+  t.equal(bad.status, 401, 'a svix signature over other content is refused')
+  t.same(bad.json, { error: { code: 'HOOKRELAY_INGEST_UNAUTHORIZED', message: 'signature verification failed' } },
+    'the answer does not say why')
+  const old = new Date(now.getTime() - 600_000)
+  const stale = await post(url, body, {
+    'svix-id': 'msg_old',
+    'svix-timestamp': String(Math.floor(old.getTime() / 1000)),
+    'svix-signature': svixWh.sign('msg_old', old, body),
+  })
+  t.equal(stale.status, 401, 'a svix timestamp outside tolerance is refused')
+  const missing = await post(url, body, { 'svix-id': 'msg_nosig', 'svix-timestamp': svixHeaders['svix-timestamp'] })
+  t.equal(missing.status, 401, 'no svix-signature is refused')
+  t.equal(relay.journal.head, head, 'nothing journaled for the refused ones')
 })

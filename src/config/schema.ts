@@ -22,8 +22,18 @@ import {
   type Spec,
 } from './spec.js'
 import type { Walk } from './walk.js'
+import {
+  checkFieldPath,
+  checkHeaderName,
+  checkTemplate,
+  HMAC_ALGORITHMS,
+  HMAC_ENCODINGS,
+  HMAC_KEY_NAMES,
+  HMAC_PRESETS,
+  resolveHmac,
+} from '../verify/hmac.js'
 
-export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks'] as const satisfies readonly SchemeName[]
+export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks', 'hmac'] as const satisfies readonly SchemeName[]
 /** The largest `max_body` any source may have. */
 export const MAX_BODY_CEILING = 64 * 1024 * 1024
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
@@ -95,6 +105,19 @@ const verifySpec = obj(
     secrets: secretList(),
     public_keys: secretList(),
     tolerance: duration({ default: '300s', min: '1s', max: '1d' }),
+    // Scheme hmac only (crossCheck refuses them elsewhere).
+    preset: oneOf(HMAC_PRESETS),
+    header: str({ check: checkHeaderName }),
+    prefix: str(),
+    algorithm: oneOf(HMAC_ALGORITHMS),
+    encoding: oneOf(HMAC_ENCODINGS),
+    signed: str({ check: checkTemplate }),
+    timestamp_header: str({ check: checkHeaderName }),
+    id_header: str({ check: checkHeaderName }),
+    key_header: str({ check: checkHeaderName }),
+    key_field: str({ check: checkFieldPath }),
+    event_header: str({ check: checkHeaderName }),
+    event_field: str({ check: checkFieldPath }),
   },
   { required: true, hint: 'add verify: { scheme: runflow, secrets: ["${RUNFLOW_WEBHOOK_SECRET:-}"] }' },
 )
@@ -234,6 +257,18 @@ export function crossCheck(file: ConfigFile, w: Walk): void {
         `public keys apply only to scheme standard-webhooks (v1a), not ${verify.scheme}; remove public_keys or change the scheme`,
       )
     }
+    if (verify.scheme === 'hmac') {
+      // Keys that failed their own check were reported already; what spans keys is checked once they are all well-formed.
+      if (HMAC_KEY_NAMES.every((k) => !w.reported(`${at}.${k}`))) {
+        for (const p of resolveHmac(verify).problems) w.report(`${at}.${p.key}`, p.message)
+      }
+    } else {
+      for (const k of HMAC_KEY_NAMES) {
+        if (verify[k] !== undefined) {
+          w.report(`${at}.${k}`, `applies only to scheme hmac, not ${verify.scheme}; remove it or change the scheme`)
+        }
+      }
+    }
   }
 
   const names = new Map<string, number>()
@@ -315,6 +350,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
         secrets: verify.secrets,
         public_keys: verify.public_keys,
         tolerance_ms: verify.tolerance,
+        ...(verify.scheme === 'hmac' ? { hmac: required(resolveHmac(verify).settings, `sources.${name}.verify.header`) } : {}),
       },
       max_body: s.max_body,
     }

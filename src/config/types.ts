@@ -4,7 +4,32 @@
  * thing. Sizes are bytes, durations are milliseconds.
  */
 
-export type SchemeName = 'runflow' | 'github' | 'stripe' | 'standard-webhooks'
+export type SchemeName = 'runflow' | 'github' | 'stripe' | 'standard-webhooks' | 'hmac'
+
+export type HmacAlgorithm = 'sha1' | 'sha256' | 'sha512'
+export type HmacPreset = 'shopify' | 'slack' | 'linear'
+
+/** Where a value comes from: a request header (lower-cased name) or a JSON field of the body (dotted path). */
+export type ValueSource = { header: string } | { field: string }
+
+/** The `hmac` scheme with its preset (if any) applied: how the sender signs. */
+export interface HmacSettings {
+  preset: HmacPreset | undefined
+  /** Lower-cased name of the signature header. */
+  header: string
+  /** Text before the signature in the header (`sha256=`, `v0=`), `''` for none. */
+  prefix: string
+  algorithm: HmacAlgorithm
+  encoding: 'hex' | 'base64'
+  /** What is signed: a template holding `{body}` once, and maybe `{timestamp}` and `{id}`. */
+  signed: string
+  /** Lower-cased name of the header holding Unix seconds, checked against `tolerance_ms`. */
+  timestamp_header: string | undefined
+  /** Lower-cased name of the header `{id}` stands for. */
+  id_header: string | undefined
+  key: ValueSource
+  event: ValueSource
+}
 
 export interface VerifyConfig {
   scheme: SchemeName
@@ -16,8 +41,10 @@ export interface VerifyConfig {
   secrets: string[]
   /** Standard Webhooks `v1a` ed25519 public keys (`whpk_<base64>`). */
   public_keys: string[]
-  /** Allowed clock skew for timestamped schemes (stripe, standard-webhooks). */
+  /** Allowed clock skew for timestamped schemes (stripe, standard-webhooks, hmac with a timestamp header). */
   tolerance_ms: number
+  /** Set for scheme `hmac` only. */
+  hmac?: HmacSettings
 }
 
 export interface SourceConfig {

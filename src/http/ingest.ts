@@ -378,6 +378,10 @@ function idempotencyHint(source: SourceConfig): string {
     case 'stripe':
       return 'the event has no id'
     case 'standard-webhooks':
-      return 'the request has no webhook-id header'
+      return 'the request has no webhook-id (or svix-id) header'
+    case 'hmac': {
+      const key = source.verify.hmac?.key
+      return key !== undefined && 'header' in key ? `the request has no ${key.header} header` : `the body has no ${key?.field ?? 'key'} field`
+    }
   }
 }

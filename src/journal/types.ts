@@ -1,3 +1,9 @@
+/** Why an object was given up: a stable `HOOKRELAY_MIRROR_*` code, and a message for people. */
+export interface MirrorFailure {
+  code: string
+  message: string
+}
+
 /** One mirrored (or to-be-mirrored) output object of a run. */
 export interface MirrorObject {
   /** Position of the URL among the http(s) strings under `output`. */
@@ -9,7 +15,7 @@ export interface MirrorObject {
   size?: number
   sha256?: string
   content_type?: string
-  reason?: string
+  reason?: MirrorFailure
   /** Epoch ms after which the URL is expected to have expired. */
   deadline?: number
 }

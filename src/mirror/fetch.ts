@@ -52,6 +52,8 @@ export interface DownloadOptions {
 export interface Downloaded {
   size: number
   sha256: string
+  /** MD5 hex, for files of at most MD5_MAX_BYTES by Content-Length: the store's ETag for them confirms the upload. */
+  md5: string | undefined
   contentType: string
   /** The URL the bytes came from, after redirects. */
   finalUrl: string
@@ -67,6 +69,13 @@ export class OriginStatusError extends RelayError {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
+
+/**
+ * Up to this size a download is also MD5-hashed, so that the PUT's ETag can
+ * stand in for a stat round trip; above it the second hash would cost more
+ * than the stat it saves.
+ */
+export const MD5_MAX_BYTES = 4 * 1024 * 1024
 
 /**
  * Downloads `url` into `file` (created or truncated; not fsynced), hashing
@@ -133,7 +142,7 @@ export async function downloadToFile(url: string, file: string, opts: DownloadOp
         res.destroy()
         throw tooLarge(opts.maxBytes)
       }
-      const got = await spool(res, file, opts.maxBytes, signal, opts.timeouts.headers_ms)
+      const got = await spool(res, file, opts.maxBytes, signal, opts.timeouts.headers_ms, length !== undefined && length <= MD5_MAX_BYTES)
       if (length !== undefined && got.size !== length) {
         throw new RelayError('HOOKRELAY_MIRROR_NETWORK', `got ${got.size} of ${length} bytes`)
       }
@@ -213,8 +222,10 @@ async function spool(
   maxBytes: number,
   signal: AbortSignal,
   idleMs: number,
-): Promise<{ size: number; sha256: string }> {
+  withMd5: boolean,
+): Promise<{ size: number; sha256: string; md5: string | undefined }> {
   const hash = createHash('sha256')
+  const md5 = withMd5 ? createHash('md5') : undefined
   let size = 0
   // A body that stalls for idleMs is given up on (the total timeout is much longer).
   res.socket.setTimeout(idleMs, () => res.destroy(timeout('waiting for body bytes', idleMs)))
@@ -225,6 +236,7 @@ async function spool(
         size += chunk.length
         if (size > maxBytes) throw tooLarge(maxBytes)
         hash.update(chunk)
+        md5?.update(chunk)
         yield chunk
       }
     },
@@ -233,5 +245,5 @@ async function spool(
     createWriteStream(file),
     { signal },
   )
-  return { size, sha256: hash.digest('hex') }
+  return { size, sha256: hash.digest('hex'), md5: md5?.digest('hex') }
 }

@@ -8,6 +8,8 @@ export interface SpooledFile {
   file: string
   size: number
   sha256: string
+  /** Set for small files (see MD5_MAX_BYTES); absent in records of older versions. */
+  md5?: string
   content_type: string
 }
 
@@ -45,7 +47,7 @@ export function jobId(j: { source: string; id: string; index: number }): string 
   return `${j.source}\u0000${j.id}\u0000${j.index}`
 }
 
-/** The run-level state from the objects' states (DESIGN.md, Mirror). */
+/** The run-level state from the objects' states: pending while any is open, completed when all are, failed when none is open and one failed (README "Mirror"). */
 export function summarize(objects: readonly MirrorObject[]): MirrorState['state'] {
   if (objects.length === 0) return 'none'
   if (objects.some((o) => o.state === 'pending')) return 'pending'

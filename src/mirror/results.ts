@@ -1,5 +1,5 @@
 import type { Journal } from '../journal/journal.js'
-import type { MirrorObject, RunRow } from '../journal/types.js'
+import type { MirrorFailure, MirrorObject, RunRow } from '../journal/types.js'
 import { jobKey, summarize, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
 import { urlPath } from './urls.js'
 
@@ -61,7 +61,7 @@ export async function appendCompleted(
  * one transaction. Returns false, appending nothing, when a newer revision
  * gave the object a fresh URL meanwhile (its own job carries on).
  */
-export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJob, reason: string): Promise<boolean> {
+export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJob, reason: MirrorFailure): Promise<boolean> {
   const o = journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
   if (o !== undefined && o.url !== job.url) {
     await jobs.transaction(() => removeJob(jobs, job))
@@ -73,7 +73,7 @@ export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJo
     run_id: job.id,
     index: job.index,
     url: job.url,
-    reason,
+    reason: { code: reason.code, message: reason.message },
     failed_at: new Date().toISOString(),
   }
   await journal.appendInternal({
@@ -89,7 +89,7 @@ export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJo
       // Refreshed between the check above and this commit: the fresh URL stays pending.
       if (cur === undefined || cur.url !== job.url) return
       cur.state = 'failed'
-      cur.reason = reason
+      cur.reason = { code: reason.code, message: reason.message }
       delete cur.deadline
       row.mirror.state = summarize(row.mirror.objects)
     },

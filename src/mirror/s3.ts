@@ -24,6 +24,8 @@ export interface StoredObject {
   bucket: string
   key: string
   size: number
+  /** The PUT answer's ETag, quotes removed (the content's MD5 on a plain single PUT). */
+  etag: string | undefined
 }
 
 /**
@@ -90,12 +92,12 @@ export class ObjectStore {
   }
 
   /**
-   * Streams `file` (exactly `size` bytes) to `key`, then checks the stored
-   * size. Memory stays flat whatever the size.
+   * Streams `file` (exactly `size` bytes) to `key`. Memory stays flat
+   * whatever the size.
    *
    * @throws StoreStatusError on a non-2xx answer, RelayError
-   *   HOOKRELAY_MIRROR_STORE_UNAVAILABLE when the store cannot be reached,
-   *   HOOKRELAY_MIRROR_STORE_MISMATCH when the stored size differs.
+   *   HOOKRELAY_MIRROR_STORE_UNAVAILABLE when the store cannot be reached.
+   *   The stored size is checked by `confirm`.
    */
   async upload(key: string, file: string, size: number, contentType: string, signal?: AbortSignal): Promise<StoredObject> {
     if (size > MAX_SINGLE_PUT) {
@@ -127,17 +129,34 @@ export class ObjectStore {
       const detail = await readSmall(res, 2048)
       const status = res.statusCode ?? 0
       if (status < 200 || status > 299) throw new StoreStatusError(status, s3Code(detail))
-      const stat = await this.#bounded(this.#client.statObject(this.bucket, key), 'statObject')
-      if (stat.size !== size) {
-        throw new RelayError('HOOKRELAY_MIRROR_STORE_MISMATCH', `stored ${stat.size} bytes for ${key}, sent ${size}`)
-      }
-      return { bucket: this.bucket, key, size }
+      return { bucket: this.bucket, key, size, etag: res.headers.etag?.replace(/^"|"$/g, '') }
     } catch (err) {
       if (signal?.aborted) throw new RelayError('HOOKRELAY_MIRROR_ABORTED', 'upload aborted', { cause: err })
       if (err instanceof RelayError) throw err
       throw new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `upload of ${key} failed: ${(err as Error).message}`, {
         cause: err,
       })
+    }
+  }
+
+  /**
+   * Checks that the store holds `size` bytes under `key`: a 2xx to a PUT is
+   * not proof on every S3 implementation. Separate from `upload` so that the
+   * worker can run it beside the next transfer.
+   *
+   * @throws RelayError HOOKRELAY_MIRROR_STORE_MISMATCH when the stored size
+   *   differs, HOOKRELAY_MIRROR_STORE_UNAVAILABLE when the store does not answer.
+   */
+  async confirm(key: string, size: number): Promise<void> {
+    let stored: number
+    try {
+      stored = (await this.#bounded(this.#client.statObject(this.bucket, key), 'statObject')).size
+    } catch (err) {
+      if (err instanceof RelayError) throw err
+      throw new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `stat of ${key} failed: ${(err as Error).message}`, { cause: err })
+    }
+    if (stored !== size) {
+      throw new RelayError('HOOKRELAY_MIRROR_STORE_MISMATCH', `stored ${stored} bytes for ${key}, sent ${size}`)
     }
   }
 

@@ -27,6 +27,8 @@ const FORBIDDEN: ReadonlyArray<[string, number, 'ipv4' | 'ipv6', string]> = [
   // IPv4-compatible (deprecated) and IPv4-mapped addresses would reach IPv4 ranges through IPv6.
   ['::', 96, 'ipv6', 'IPv4-compatible'],
   ['::ffff:0:0', 96, 'ipv6', 'IPv4-mapped'],
+  // IPv4-translated (SIIT, RFC 2765): a translator in the path turns these into IPv4 too.
+  ['::ffff:0:0:0', 96, 'ipv6', 'IPv4-translated'],
   ['64:ff9b::', 96, 'ipv6', 'NAT64'],
   ['64:ff9b:1::', 48, 'ipv6', 'NAT64 local'],
   ['100::', 64, 'ipv6', 'discard'],
@@ -37,6 +39,9 @@ const FORBIDDEN: ReadonlyArray<[string, number, 'ipv4' | 'ipv6', string]> = [
   ['fe80::', 10, 'ipv6', 'link-local'],
   ['fec0::', 10, 'ipv6', 'site-local'],
   ['ff00::', 8, 'ipv6', 'multicast'],
+  // Last, so that the ranges above inside it (NAT64, mapped) keep their names. The rest of ::/8 is
+  // reserved, never a public address: spellings next to the mapped range must not slip through.
+  ['::', 8, 'ipv6', 'reserved'],
 ]
 
 const lists = FORBIDDEN.map(([net, prefix, family, why]) => {

@@ -6,10 +6,11 @@ import type { MirrorConfig } from '../config/types.js'
 import type { Journal } from '../journal/journal.js'
 import type { Logger } from '../log.js'
 import type { Extension } from '../extension.js'
-import { downloadToFile, type Connector } from './fetch.js'
+import type { MirrorFailure } from '../journal/types.js'
+import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
 import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
-import { decideRetry } from './retry-policy.js'
+import { decideRetry, GONE_STATUSES } from './retry-policy.js'
 import { appendCompleted, appendFailed } from './results.js'
 import type { ObjectStore } from './s3.js'
 import { HostGuard, type Resolver } from './ssrf.js'
@@ -91,6 +92,9 @@ interface WorkerDeps {
 interface Retry {
   attempts: number
   notBefore: number
+  /** 403/404/410 answers for `url`; a fresh URL (redelivery) starts again at 0. */
+  gone: number
+  url: string
 }
 
 /**
@@ -106,6 +110,12 @@ export class MirrorWorker {
   metrics: MirrorMetrics | undefined
   readonly #d: WorkerDeps
   readonly #active = new Map<string, { abort: AbortController; done: Promise<void> }>()
+  /** Objects uploaded whose size check and journal commit are under way (not a transfer slot each). */
+  readonly #recording = new Map<string, Promise<void>>()
+  readonly #toCommit: Array<{ job: MirrorJob; spooled: SpooledFile; resolve: () => void; reject: (e: unknown) => void }> = []
+  #commitTimer: NodeJS.Timeout | undefined
+  /** The spool directory was there at the last download; a failed attempt makes it checked again. */
+  #spoolDirReady = false
   readonly #retry = new Map<string, Retry>()
   #timer: NodeJS.Timeout | undefined
   #pending = false
@@ -149,11 +159,11 @@ export class MirrorWorker {
     for (const { value } of this.#d.jobs.getRange({})) {
       soonest ??= value.deadline
       const id = jobId(value)
-      if (this.#active.has(id)) continue
+      if (this.#active.has(id) || this.#recording.has(id)) continue
       if ((this.#retry.get(id)?.notBefore ?? 0) > now) retrying++
       else queued++
     }
-    return { queued, active: this.#active.size, retrying, soonestDeadline: soonest }
+    return { queued, active: this.#active.size + this.#recording.size, retrying, soonestDeadline: soonest }
   }
 
   /** Stops taking jobs, aborts transfers in flight (they resume on the next start), waits for them. Idempotent. */
@@ -163,6 +173,8 @@ export class MirrorWorker {
       clearTimeout(this.#timer)
       for (const a of this.#active.values()) a.abort.abort()
       await Promise.allSettled([...this.#active.values()].map((a) => a.done))
+      // Started before the aborts: they end with their commit or their failure, within the store's bounds.
+      await Promise.allSettled([...this.#recording.values()])
     })()
     return this.#closed
   }
@@ -175,9 +187,10 @@ export class MirrorWorker {
     const now = Date.now()
     let wake = Number.POSITIVE_INFINITY
     for (const { value: job } of this.#d.jobs.getRange({})) {
-      if (this.#active.size >= limit) return
+      // Recordings are cheap but not free: past a bound, new transfers wait for them.
+      if (this.#active.size >= limit || this.#recording.size >= limit * RECORDING_PER_SLOT) return
       const id = jobId(job)
-      if (this.#active.has(id)) continue
+      if (this.#active.has(id) || this.#recording.has(id)) continue
       const notBefore = this.#retry.get(id)?.notBefore ?? 0
       if (notBefore > now) {
         wake = Math.min(wake, notBefore)
@@ -185,11 +198,7 @@ export class MirrorWorker {
       }
       const abort = new AbortController()
       const done = this.#run(job, abort.signal)
-        .catch((err: unknown) => {
-          // Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried.
-          this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
-          this.#retry.set(id, { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000) })
-        })
+        .catch((err: unknown) => this.#unrecorded(job, err))
         .finally(() => {
           this.#active.delete(id)
           this.#pump()
@@ -203,16 +212,19 @@ export class MirrorWorker {
   }
 
   async #run(job: MirrorJob, signal: AbortSignal): Promise<void> {
-    const { cfg, store, log } = this.#d
+    const { cfg, store } = this.#d
     const t0 = performance.now()
-    const ms = { download: 0, upload: 0, record: 0 }
     let spooled = job.spooled && (await this.#spoolIntact(job.spooled)) ? job.spooled : undefined
-    /** A download not yet recorded on the job: recorded only if the upload does not go through. */
+    /** A download not yet recorded on the job: recorded only if the object does not get stored. */
     let fresh: SpooledFile | undefined
+    let downloadMs = 0
     try {
       if (!spooled) {
-        // Cheap, and an operator clearing data_dir/spool by hand costs a retry, not the deadline.
-        await mkdir(this.#d.spoolDir, { recursive: true })
+        // Once, and again after a failed attempt: an operator clearing data_dir/spool by hand costs a retry, not the deadline.
+        if (!this.#spoolDirReady) {
+          await mkdir(this.#d.spoolDir, { recursive: true })
+          this.#spoolDirReady = true
+        }
         const file = spoolName(job)
         const got = await downloadToFile(job.url, join(this.#d.spoolDir, file), {
           guard: this.#d.guard,
@@ -221,8 +233,8 @@ export class MirrorWorker {
           signal,
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
-        ms.download = performance.now() - t0
-        spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType }
+        downloadMs = performance.now() - t0
+        spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType, ...(got.md5 ? { md5: got.md5 } : {}) }
         fresh = spooled
       }
       if (!this.bucketReady) {
@@ -230,35 +242,77 @@ export class MirrorWorker {
         this.bucketReady = true
       }
       const t1 = performance.now()
-      await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
-      ms.upload = performance.now() - t1
-      await this.#complete(job, spooled)
-      ms.record = performance.now() - t1 - ms.upload
-      this.metrics?.attempts.inc({ outcome: 'ok' })
-      this.metrics?.objects.inc({ result: 'completed' })
-      this.metrics?.bytes.inc(spooled.size)
-      this.#retry.delete(jobId(job))
-      await rm(join(this.#d.spoolDir, spooled.file), { force: true })
-      log.debug(
-        {
-          key: job.key,
-          size: spooled.size,
-          download_ms: Math.round(ms.download),
-          upload_ms: Math.round(ms.upload),
-          record_ms: Math.round(ms.record),
-        },
-        'mirrored',
-      )
-    } catch (err) {
-      if (fresh !== undefined) {
-        // Downloaded but not uploaded (store down, relay closing): keep the bytes for the next attempt, across restarts too.
-        await this.#recordSpool(job, fresh).catch((e: unknown) => {
-          this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+      const stored = await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
+      const uploadMs = performance.now() - t1
+      // An ETag equal to the MD5 of the bytes sent confirms them, size and content, without a stat.
+      const confirmed = spooled.md5 !== undefined && stored.etag === spooled.md5
+      // The transfer slot is free from here. The size check and the journal
+      // commit run beside the next transfers, so that the commits of objects
+      // finishing together share one transaction instead of one each.
+      const id = jobId(job)
+      const done = this.#record(job, spooled, fresh, confirmed, downloadMs, uploadMs)
+        .catch((err: unknown) => this.#unrecorded(job, err))
+        .finally(() => {
+          this.#recording.delete(id)
+          this.#pump()
         })
-      }
+      this.#recording.set(id, done)
+    } catch (err) {
+      this.#spoolDirReady = false
+      await this.#keepSpooled(job, fresh)
       if (this.#closing || signal.aborted) return
       await this.#failed(job, spooled, err)
     }
+  }
+
+  /** Confirms the stored object unless its ETag did, then appends `mirror.completed`; a failure goes the way of any failed attempt. */
+  async #record(
+    job: MirrorJob,
+    spooled: SpooledFile,
+    fresh: SpooledFile | undefined,
+    confirmed: boolean,
+    downloadMs: number,
+    uploadMs: number,
+  ): Promise<void> {
+    const t2 = performance.now()
+    try {
+      if (!confirmed) await this.#d.store.confirm(job.key, spooled.size)
+      await this.#complete(job, spooled)
+    } catch (err) {
+      await this.#keepSpooled(job, fresh)
+      if (this.#closing) return
+      await this.#failed(job, spooled, err)
+      return
+    }
+    this.metrics?.attempts.inc({ outcome: 'ok' })
+    this.metrics?.objects.inc({ result: 'completed' })
+    this.metrics?.bytes.inc(spooled.size)
+    this.#retry.delete(jobId(job))
+    await rm(join(this.#d.spoolDir, spooled.file), { force: true })
+    this.#d.log.debug(
+      {
+        key: job.key,
+        size: spooled.size,
+        download_ms: Math.round(downloadMs),
+        upload_ms: Math.round(uploadMs),
+        record_ms: Math.round(performance.now() - t2),
+      },
+      'mirrored',
+    )
+  }
+
+  /** Only reached when recording the outcome failed (journal closing or failed): the job stays and is retried. */
+  #unrecorded(job: MirrorJob, err: unknown): void {
+    this.#d.log.error({ err, key: job.key }, 'mirror could not record an outcome')
+    this.#retry.set(jobId(job), { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000), gone: 0, url: job.url })
+  }
+
+  /** Downloaded but not stored (store down, relay closing): keep the bytes for the next attempt, across restarts too. */
+  async #keepSpooled(job: MirrorJob, fresh: SpooledFile | undefined): Promise<void> {
+    if (fresh === undefined) return
+    await this.#recordSpool(job, fresh).catch((e: unknown) => {
+      this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+    })
   }
 
   async #spoolIntact(s: SpooledFile): Promise<boolean> {
@@ -299,18 +353,39 @@ export class MirrorWorker {
     return undefined
   }
 
+  /**
+   * Appends `mirror.completed` together with the other objects confirmed
+   * within COMMIT_WINDOW_MS: the journal writes entries handed to it in one
+   * tick as one transaction, so small files cost a commit per batch, not
+   * per object. A full batch goes at once.
+   */
   #complete(job: MirrorJob, s: SpooledFile): Promise<void> {
-    return appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, job, s)
+    return new Promise((resolve, reject) => {
+      this.#toCommit.push({ job, spooled: s, resolve, reject })
+      if (this.#toCommit.length >= COMMIT_BATCH) this.#commitBatch()
+      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), COMMIT_WINDOW_MS)
+    })
+  }
+
+  #commitBatch(): void {
+    clearTimeout(this.#commitTimer)
+    this.#commitTimer = undefined
+    for (const c of this.#toCommit.splice(0)) {
+      appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, c.job, c.spooled).then(c.resolve, c.reject)
+    }
   }
 
   async #failed(job: MirrorJob, spooled: SpooledFile | undefined, err: unknown): Promise<void> {
     const id = jobId(job)
     const now = Date.now()
-    const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0 }
+    const r = this.#retry.get(id) ?? { attempts: 0, notBefore: 0, gone: 0, url: job.url }
+    if (r.url !== job.url) Object.assign(r, { gone: 0, url: job.url })
     r.attempts++
+    if (err instanceof OriginStatusError && GONE_STATUSES.has(err.originStatus)) r.gone++
     const decision = decideRetry({
       err,
       attempts: r.attempts,
+      goneAnswers: r.gone,
       now,
       deadline: job.deadline,
       spooled: spooled !== undefined,
@@ -335,17 +410,24 @@ export class MirrorWorker {
     }
     this.#retry.delete(id)
     this.metrics?.attempts.inc({ outcome: 'failed' })
-    await this.#fail(job, decision.reason)
+    await this.#fail(job, { code: decision.code, message: decision.message })
   }
 
-  async #fail(job: MirrorJob, reason: string): Promise<void> {
+  async #fail(job: MirrorJob, reason: MirrorFailure): Promise<void> {
     if (await appendFailed(this.#d.journal, this.#d.jobs, job, reason)) {
-      this.#d.log.warn({ key: job.key, reason }, 'mirror failed')
+      this.#d.log.warn({ key: job.key, code: reason.code, err: reason.message }, 'mirror failed')
       this.metrics?.objects.inc({ result: 'failed' })
     }
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
   }
 }
+
+/** Uploaded objects awaiting their check and commit, per transfer slot, before new transfers wait. */
+const RECORDING_PER_SLOT = 8
+/** How long a confirmed object waits for others to share its commit; short next to a transfer. */
+const COMMIT_WINDOW_MS = 5
+/** Objects committed at once at most (a full batch does not wait for the window). */
+const COMMIT_BATCH = 16
 
 /** One spool file per object (stable across URL refreshes and restarts). */
 function spoolName(job: { source: string; id: string; index: number }): string {

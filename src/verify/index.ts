@@ -1,6 +1,7 @@
 import type { VerifyConfig } from '../config/types.js'
 import { RelayError } from '../errors.js'
 import { GithubVerifier } from './github.js'
+import { HmacVerifier } from './hmac.js'
 import { RunflowVerifier } from './runflow.js'
 import { StandardWebhooksVerifier } from './standard-webhooks.js'
 import { StripeVerifier } from './stripe.js'
@@ -8,6 +9,7 @@ import type { Verifier } from './types.js'
 
 export type { Described, HeaderBag, Verifier, VerifyOutcome } from './types.js'
 export { GithubVerifier } from './github.js'
+export { HmacVerifier, HMAC_PRESET_KEYS, resolveHmac, signHmac } from './hmac.js'
 export { RunflowVerifier } from './runflow.js'
 export { StandardWebhooksVerifier } from './standard-webhooks.js'
 export { StripeVerifier } from './stripe.js'
@@ -46,6 +48,8 @@ export function createVerifier(cfg: VerifyConfig): Verifier {
       return new StripeVerifier(cfg)
     case 'standard-webhooks':
       return new StandardWebhooksVerifier(cfg)
+    case 'hmac':
+      return new HmacVerifier(cfg)
     default:
       return unknownScheme(cfg.scheme)
   }
@@ -54,6 +58,6 @@ export function createVerifier(cfg: VerifyConfig): Verifier {
 function unknownScheme(scheme: never): never {
   throw new RelayError(
     'HOOKRELAY_CONFIG_BAD_SCHEME',
-    `unknown verify scheme ${JSON.stringify(scheme)}; use runflow, github, stripe or standard-webhooks`,
+    `unknown verify scheme ${JSON.stringify(scheme)}; use runflow, github, stripe, standard-webhooks or hmac`,
   )
 }

@@ -3,6 +3,7 @@ import nacl from 'tweetnacl'
 import type { VerifyConfig } from '../config/types.js'
 import { RelayError } from '../errors.js'
 import { GITHUB_DELIVERY_HEADER, GITHUB_EVENT_HEADER, GITHUB_SIGNATURE_HEADER } from './github.js'
+import { signHmac } from './hmac.js'
 import { ed25519SigningKey, standardWebhooksHmacKey } from './key-material.js'
 import { RUNFLOW_SIGNATURE_HEADER } from './runflow.js'
 import {
@@ -102,9 +103,9 @@ export function signStandardWebhooks(
 
 /** What `signFor` adds besides the signature, for schemes that carry it in headers. */
 export interface SignForOptions {
-  /** Message id: `webhook-id` (standard-webhooks) or `X-GitHub-Delivery` (github). Random when omitted. */
+  /** Message id: `webhook-id` (standard-webhooks), `X-GitHub-Delivery` (github), the key or id header (hmac). Random when omitted. */
   id?: string
-  /** GitHub event name for `X-GitHub-Event` (e.g. `issues`); omitted when not given. */
+  /** Event name for `X-GitHub-Event` (github, e.g. `issues`) or the event header (hmac); omitted when not given. */
   event?: string
 }
 
@@ -141,11 +142,20 @@ export function signFor(cfg: VerifyConfig, body: Buffer, nowMs: number, opts: Si
       return signStripe(secret, body, nowSec)
     case 'standard-webhooks':
       return signStandardWebhooks({ secret }, opts.id ?? `msg_${randomBytes(16).toString('base64url')}`, nowSec, body)
+    case 'hmac': {
+      const s = cfg.hmac
+      if (s === undefined) throw new RelayError('HOOKRELAY_CONFIG_BAD_SCHEME', 'hmac: the signature settings are missing; set verify.header or verify.preset')
+      const id = opts.id ?? randomUUID()
+      const headers = signHmac(s, secret, body, { timestampS: nowSec, id })
+      if ('header' in s.key) headers[s.key.header] = id
+      if ('header' in s.event && opts.event !== undefined) headers[s.event.header] = opts.event
+      return headers
+    }
     default:
       return unknownScheme(cfg.scheme)
   }
 }
 
 function unknownScheme(scheme: never): never {
-  throw new RelayError('HOOKRELAY_CONFIG_BAD_SCHEME', `unknown verify scheme ${JSON.stringify(scheme)}; use runflow, github, stripe or standard-webhooks`)
+  throw new RelayError('HOOKRELAY_CONFIG_BAD_SCHEME', `unknown verify scheme ${JSON.stringify(scheme)}; use runflow, github, stripe, standard-webhooks or hmac`)
 }

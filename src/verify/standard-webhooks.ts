@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 import nacl from 'tweetnacl'
 import { RelayError } from '../errors.js'
 import type { VerifyConfig } from '../config/types.js'
-import { headerValue, stringField } from './json-field.js'
+import { stringField } from './json-field.js'
 import { ed25519PublicKey, standardWebhooksHmacKey } from './key-material.js'
 import { VERIFIED, rejection } from './outcome.js'
 import { parseUnixSeconds, toleranceOf, withinTolerance } from './timestamp.js'
@@ -15,6 +15,11 @@ export const WEBHOOK_TIMESTAMP_HEADER = 'webhook-timestamp'
 /** Space-separated `v1,<base64>` / `v1a,<base64>` entries. */
 export const WEBHOOK_SIGNATURE_HEADER = 'webhook-signature'
 
+/** Svix's names for the same three headers (Clerk, Resend and other Svix-powered senders). */
+export const SVIX_ID_HEADER = 'svix-id'
+export const SVIX_TIMESTAMP_HEADER = 'svix-timestamp'
+export const SVIX_SIGNATURE_HEADER = 'svix-signature'
+
 /** At most this many entries of `webhook-signature` are read; the rest are ignored. */
 export const STANDARD_WEBHOOKS_MAX_SIGNATURES = 8
 
@@ -23,7 +28,7 @@ export const STANDARD_WEBHOOKS_MAX_SIGNATURES = 8
 const V1_VALUE = /^[A-Za-z0-9+/]{43}=$/
 const V1A_VALUE = /^[A-Za-z0-9+/]{86}==$/
 
-const ID_MISSING = rejection('webhook-id header missing')
+const ID_MISSING = rejection('webhook-id (or svix-id) header missing')
 const TIMESTAMP_MISSING = rejection('webhook-timestamp header missing')
 const TIMESTAMP_MALFORMED = rejection('webhook-timestamp malformed')
 const STALE = rejection('timestamp outside tolerance')
@@ -35,11 +40,33 @@ const HEADERS: readonly string[] = Object.freeze([
   WEBHOOK_ID_HEADER,
   WEBHOOK_TIMESTAMP_HEADER,
   WEBHOOK_SIGNATURE_HEADER,
+  SVIX_ID_HEADER,
+  SVIX_TIMESTAMP_HEADER,
+  SVIX_SIGNATURE_HEADER,
 ])
 
 /**
+ * The id, timestamp and signature of a request: all three from the
+ * `webhook-*` set when it has a `webhook-id`, else from the `svix-*` set.
+ * Never mixed, so a `svix-signature` cannot vouch for a `webhook-id`.
+ */
+function signedHeaders(headers: HeaderBag): { id: string | undefined; timestamp: string | undefined; signature: string | undefined } {
+  const webhookId = headers[WEBHOOK_ID_HEADER]
+  if (webhookId !== undefined && webhookId !== '') {
+    return { id: webhookId, timestamp: headers[WEBHOOK_TIMESTAMP_HEADER], signature: headers[WEBHOOK_SIGNATURE_HEADER] }
+  }
+  const svixId = headers[SVIX_ID_HEADER]
+  if (svixId !== undefined && svixId !== '') {
+    return { id: svixId, timestamp: headers[SVIX_TIMESTAMP_HEADER], signature: headers[SVIX_SIGNATURE_HEADER] }
+  }
+  return { id: undefined, timestamp: headers[WEBHOOK_TIMESTAMP_HEADER], signature: headers[WEBHOOK_SIGNATURE_HEADER] }
+}
+
+/**
  * Standard Webhooks (https://www.standardwebhooks.com): signed content is
- * `${webhook-id}.${webhook-timestamp}.${body}`; `v1` entries are HMAC-SHA256
+ * `${webhook-id}.${webhook-timestamp}.${body}`; the `svix-id`,
+ * `svix-timestamp` and `svix-signature` headers Svix-powered senders send are
+ * taken the same way (the `webhook-*` set wins when a request has both); `v1` entries are HMAC-SHA256
  * keyed with the base64 bytes after `whsec_`, `v1a` entries are ed25519
  * signatures checked against `whpk_` public keys. Unknown versions are
  * ignored. Cheap checks (headers, timestamp, entry shapes) run first, then
@@ -75,14 +102,12 @@ export class StandardWebhooksVerifier implements Verifier {
   }
 
   verify(headers: HeaderBag, body: Buffer, nowMs: number): VerifyOutcome {
-    const id = headers[WEBHOOK_ID_HEADER]
-    if (id === undefined || id === '') return ID_MISSING
-    const timestamp = headers[WEBHOOK_TIMESTAMP_HEADER]
+    const { id, timestamp, signature: header } = signedHeaders(headers)
+    if (id === undefined) return ID_MISSING
     if (timestamp === undefined || timestamp === '') return TIMESTAMP_MISSING
     const seconds = parseUnixSeconds(timestamp)
     if (seconds === undefined) return TIMESTAMP_MALFORMED
     if (!withinTolerance(seconds, nowMs, this.#toleranceMs)) return STALE
-    const header = headers[WEBHOOK_SIGNATURE_HEADER]
     if (header === undefined || header === '') return MISSING
 
     // Collect only entries we hold keys for; count every entry against the cap.
@@ -129,8 +154,8 @@ export class StandardWebhooksVerifier implements Verifier {
     return NO_MATCH
   }
 
-  /** key = `webhook-id`, event = the body's `type`. */
+  /** key = `webhook-id` (or `svix-id`), event = the body's `type`. */
   describe(headers: HeaderBag, json: unknown): Described {
-    return { key: headerValue(headers[WEBHOOK_ID_HEADER]), event: stringField(json, 'type'), status: undefined }
+    return { key: signedHeaders(headers).id, event: stringField(json, 'type'), status: undefined }
   }
 }
