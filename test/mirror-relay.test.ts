@@ -331,6 +331,17 @@ t.test('mirror disabled: no hook, no jobs', async (t) => {
   )
   const relay = await Relay.start(config, { extensions: [mirrorExtension()], logger: pino({ level: 'silent' }), processMetrics: false })
   t.teardown(() => relay.close())
-  const metrics = await (await fetch(`http://127.0.0.1:${relay.port}/metrics`)).text()
+  t.equal(relay.component('mirror'), undefined, 'no mirror component was started')
+  // A callback whose output holds URLs: with the mirror off, the run row tracks no objects.
+  const { sampleRunflowCallback } = await import('../src/sample.js')
+  const { signRunflow } = await import('../src/verify/sign.js')
+  const body = sampleRunflowCallback()
+  const runId = JSON.parse(body).run_id as string
+  const base = `http://127.0.0.1:${relay.port}`
+  const a = await fetch(`${base}/webhook/runflow`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...signRunflow('whsec_x', body) } })
+  t.equal(a.status, 200)
+  const row = await relay.journal.getRun('runflow', runId)
+  t.same(row?.mirror, { state: 'none', objects: [] }, 'no objects, no jobs')
+  const metrics = await (await fetch(`${base}/metrics`)).text()
   t.notMatch(metrics, /hookrelay_mirror_/)
 })
