@@ -98,7 +98,7 @@ function statusText(s: StreamStatus): string {
     case 'live':
       return 'Live'
     case 'down':
-      return `Disconnected (${s.reason}); reconnecting in ${Math.ceil(s.retryInMs / 1000)} s`
+      return `Disconnected (${s.reason}); trying again within ${Math.ceil(s.retryInMs / 1000)} s`
     case 'denied':
       return `Stream refused: ${s.reason}`
   }
@@ -435,7 +435,8 @@ function Chart({ label, unit, xs, ys }: { label: string; unit: string; xs: numbe
     }
   }, [])
   useEffect(() => plot.current?.setData([xs, ys]), [xs, ys])
-  const last = ys[ys.length - 1]
+  // The latest point with a value: an interval without callbacks has no latency.
+  const last = [...ys].reverse().find((y) => y !== null)
   return html`<figure class="chart">
     <figcaption>${label}: <strong>${last === null || last === undefined ? '—' : `${last.toFixed(unit === '/s' ? 1 : 2)} ${unit}`}</strong></figcaption>
     <div ref=${box} role="img" aria-label=${`${label} over the last ${xs.length} samples`}></div>
