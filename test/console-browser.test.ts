@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { consoleExtension } from '../src/console/extension.js'
+import type { Extension } from '../src/extension.js'
+import { sendJson } from '../src/http/respond.js'
 import { fanoutExtension } from '../src/fanout/hub.js'
 import { signGithub } from '../src/verify/sign.js'
 import { post, postRunflow, startTestRelay, TOKEN, TOKEN_GH } from './helpers/relay.js'
@@ -277,4 +279,29 @@ t.test('a wrong token gets a clear message; a token limited to one source sees o
   await page.getByRole('button', { name: 'Sign out' }).click()
   await page.getByLabel('Subscriber token').waitFor()
   t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 0)
+})
+
+t.test('the destinations view appears only on a relay that answers GET /v1/destinations', async (t) => {
+  // Stands in for the destinations API (not part of this relay yet): the page must pick it up by itself.
+  const destinations: Extension = (host) => {
+    host.route('GET', '/v1/destinations', (_req, res) =>
+      sendJson(res, 200, JSON.stringify({ destinations: [{ name: 'billing', lag: 3, circuit: 'closed' }] })),
+    )
+    return { name: 'destinations-stand-in', close() {} }
+  }
+  const plain = await startTestRelay(t, { relay: { extensions: extensions() } })
+  const withApi = await startTestRelay(t, { relay: { extensions: [...extensions(), destinations] } })
+  const ctx = await browser(t)
+  const page = await ctx.newPage()
+  watch(t, page)
+
+  await signIn(page, plain.base, TOKEN)
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor()
+  await page.getByRole('link', { name: 'Stats' }).waitFor()
+  t.equal(await page.getByRole('link', { name: 'Destinations' }).count(), 0, 'no menu entry while the API answers 404')
+
+  await signIn(page, withApi.base, TOKEN)
+  await page.getByRole('link', { name: 'Destinations' }).click()
+  await page.getByRole('cell', { name: 'billing' }).waitFor()
+  t.same(await page.locator('table thead th').allTextContents(), ['name', 'lag', 'circuit'])
 })
