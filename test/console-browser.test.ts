@@ -163,6 +163,13 @@ t.test('tail, inspector, revisions, run lookup, consumers, stats, restart', asyn
   t.equal(await page.locator('pre.body').textContent(), callback('run-b'), 'raw body byte for byte')
   await shot(page, '03-inspector')
 
+  // Jump to an event by seq from the tail.
+  await page.getByRole('link', { name: 'Tail' }).click()
+  await page.getByLabel('Jump to seq').fill('3')
+  await page.getByRole('button', { name: 'Open' }).click()
+  await page.getByRole('heading', { name: 'Event #3' }).waitFor()
+  await page.getByRole('link', { name: 'run-c' }).waitFor()
+
   // A redelivery with another body is revision 2, shown next to revision 1.
   t.equal((await postRunflow(base, callback('run-b', { status: 'failed', error: 'out of memory' }))).status, 200)
   await page.goto(`${base}/console#/event/5`)
@@ -202,7 +209,7 @@ t.test('tail, inspector, revisions, run lookup, consumers, stats, restart', asyn
   await page.getByText('app/billing is connected right now: stop it first, then delete it.').waitFor()
   await shot(page, '06-consumers')
   c.ws.close()
-  await c.closed
+  t.not((await c.end()).code, 0, 'the consumer disconnected')
   await page.getByRole('button', { name: 'Refresh' }).click()
   await page.waitForFunction(() => (globalThis as any).document.querySelector('tr[data-consumer="app/billing"] td:nth-of-type(3)')?.textContent === 'no', undefined, { timeout: WAIT })
   t.equal(await row.locator('td').nth(0).textContent(), '1', 'acked seq kept after disconnect')
@@ -304,4 +311,40 @@ t.test('the destinations view appears only on a relay that answers GET /v1/desti
   await page.getByRole('link', { name: 'Destinations' }).click()
   await page.getByRole('cell', { name: 'billing' }).waitFor()
   t.same(await page.locator('table thead th').allTextContents(), ['name', 'lag', 'circuit'])
+})
+
+t.test('run lookup shows each mirror object with its state and error', async (t) => {
+  const { relay, base } = await startTestRelay(t, { relay: { extensions: extensions() } })
+  t.equal((await postRunflow(base, callback('run-m'))).status, 200)
+  // The mirror worker's own kind of entry, so the run row carries object states as a real mirror leaves them.
+  const body = JSON.stringify({ event: 'mirror.failed', run_id: 'run-m' })
+  await relay.journal.appendInternal({
+    source: 'runflow',
+    event: 'mirror.failed',
+    key: 'run-m',
+    body: Buffer.from(body),
+    receivedAt: Date.now(),
+    json: JSON.parse(body),
+    updateRow: (row) => {
+      row.mirror = {
+        state: 'failed',
+        objects: [
+          { index: 0, url: 'https://storage.example/outputs/run-m/image-0.png', state: 'completed', bucket: 'outputs', key: 'runflow/run-m/0.png', size: 2048, sha256: 'ab'.repeat(32), content_type: 'image/png' },
+          { index: 1, url: 'https://storage.example/outputs/run-m/image-1.png', state: 'failed', reason: 'URL expired (403 from the origin)' },
+        ],
+      }
+    },
+  })
+  const ctx = await browser(t)
+  const page = await ctx.newPage()
+  watch(t, page)
+  await signIn(page, base, TOKEN)
+  await page.getByRole('status').filter({ hasText: 'Live' }).waitFor()
+  await page.goto(`${base}/console#/runs/runflow/run-m`)
+  await page.getByRole('heading', { name: 'runflow / run-m' }).waitFor()
+  const rows = page.locator('.run tbody tr')
+  await rows.nth(1).waitFor()
+  t.same(await rows.nth(0).locator('td').allTextContents(), ['0', 'completed', 'https://storage.example/outputs/run-m/image-0.png', 'outputs/runflow/run-m/0.png (2.0 KiB)', ''])
+  t.same(await rows.nth(1).locator('td').allTextContents(), ['1', 'failed', 'https://storage.example/outputs/run-m/image-1.png', '—', 'URL expired (403 from the origin)'])
+  await shot(page, '14-run-mirror')
 })

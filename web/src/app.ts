@@ -318,7 +318,7 @@ function RunView({ token, source, id }: { token: string; source: string; id: str
       <dt>Revision</dt><dd>${run.revision}</dd>
       <dt>Latest entry</dt><dd><a href=${`#/event/${run.seq}`}>#${run.seq}</a></dd>
       <dt>Received</dt><dd>${run.received_at}</dd>
-      <dt>Mirror</dt><dd>${run.mirror.state}</dd>
+      <dt>Mirror</dt><dd><span class=${`status s-${run.mirror.state}`}>${run.mirror.state}</span></dd>
     </dl>
     <h4>Revisions</h4>
     <ul class="revs">
