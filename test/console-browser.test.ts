@@ -213,8 +213,11 @@ t.test('tail, inspector, revisions, run lookup, consumers, stats, restart', asyn
   await page.getByRole('button', { name: 'Refresh' }).click()
   await page.waitForFunction(() => (globalThis as any).document.querySelector('tr[data-consumer="app/billing"] td:nth-of-type(3)')?.textContent === 'no', undefined, { timeout: WAIT })
   t.equal(await row.locator('td').nth(0).textContent(), '1', 'acked seq kept after disconnect')
-  await page.getByRole('button', { name: 'Delete consumer app/billing' }).click()
-  await page.getByRole('button', { name: 'Confirm delete' }).click()
+  // By keyboard: Enter on Delete, and focus is on Confirm for the second Enter.
+  await page.getByRole('button', { name: 'Delete consumer app/billing' }).focus()
+  await page.keyboard.press('Enter')
+  await page.waitForFunction(() => (globalThis as any).document.activeElement?.textContent === 'Confirm delete', undefined, { timeout: WAIT })
+  await page.keyboard.press('Enter')
   await page.getByText('Deleted consumer app/billing.').waitFor()
   await page.getByText('No durable consumers.').waitFor()
   t.equal(await relay.journal.getCursor('app/billing'), undefined, 'gone from the journal')

@@ -358,6 +358,9 @@ function Consumers({ token, session }: { token: string; session: Session }) {
   const { data, error, reload } = useLoad(() => api<{ head: number; consumers: Consumer[] }>(token, '/v1/consumers'), [])
   const [confirm, setConfirm] = useState<string | null>(null)
   const [message, setMessage] = useState('')
+  // The Delete button gives way to Confirm: keyboard focus moves with it.
+  const confirmButton = useRef<HTMLButtonElement>(null)
+  useEffect(() => confirmButton.current?.focus(), [confirm])
   const operator = session.role === 'operator'
   const remove = async (name: string): Promise<void> => {
     setConfirm(null)
@@ -386,7 +389,7 @@ function Consumers({ token, session }: { token: string; session: Session }) {
                 <th scope="row">${c.name}</th><td>${c.acked ?? '—'}</td><td>${c.lag}</td><td>${c.connected ? 'yes' : 'no'}</td>
                 ${operator
                   ? html`<td>${confirm === c.name
-                      ? html`<button type="button" class="danger" onClick=${() => void remove(c.name)}>Confirm delete</button> <button type="button" onClick=${() => setConfirm(null)}>Cancel</button>`
+                      ? html`<button type="button" class="danger" ref=${confirmButton} onClick=${() => void remove(c.name)}>Confirm delete</button> <button type="button" onClick=${() => setConfirm(null)}>Cancel</button>`
                       : html`<button type="button" onClick=${() => setConfirm(c.name)} aria-label=${`Delete consumer ${c.name}`}>Delete</button>`}</td>`
                   : null}
               </tr>`,
