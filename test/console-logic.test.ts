@@ -1,6 +1,6 @@
 // The console's view logic that needs no browser (web/src/logic.ts).
 import t from 'tap'
-import { lineDiff, matcher, NO_FILTER, pretty, reconnectDelay, sideBySide, statsDelta, TailBook, type TailEvent } from '../web/src/logic.js'
+import { lineDiff, parseRoute, matcher, NO_FILTER, pretty, reconnectDelay, sideBySide, statsDelta, TailBook, type TailEvent } from '../web/src/logic.js'
 
 function ev(seq: number, over: Partial<TailEvent> = {}): TailEvent {
   return { seq, source: 'runflow', event: 'run.completed', key: `run-${seq}`, revision: 1, received_at: '2026-01-01T00:00:00.000Z', body: {}, ...over }
@@ -85,4 +85,15 @@ t.test('stats: rate and mean ack latency between two samples', async (t) => {
   t.ok(Math.abs(d.ackMs! - 2) < 1e-9, 'mean of the interval’s acks, in ms')
   t.same(statsDelta(a, { ...a, at: 2000 }), { rate: 0, ackMs: null }, 'no callbacks: no latency point')
   t.same(statsDelta(a, { at: 2000, ingested: 2, ack_count: 2, ack_sum_seconds: 0.001 }), { rate: 0, ackMs: null }, 'a restarted relay’s counters do not go negative')
+})
+
+t.test('routes: each view has a URL hash; anything else is the tail', async (t) => {
+  t.same(parseRoute(''), { view: 'tail' })
+  t.same(parseRoute('#/event/12'), { view: 'event', seq: 12 })
+  t.same(parseRoute('#/event/x'), { view: 'tail' })
+  t.same(parseRoute('#/runs'), { view: 'runs' })
+  t.same(parseRoute('#/runs/runflow/a%2Fb'), { view: 'runs', source: 'runflow', id: 'a/b' })
+  t.same(parseRoute('#/runs/runflow/100%'), { view: 'runs', source: 'runflow', id: '100%' }, 'a stray % does not throw')
+  t.same(parseRoute('#/consumers'), { view: 'consumers' })
+  t.same(parseRoute('#/nowhere'), { view: 'tail' })
 })

@@ -18,6 +18,19 @@ export interface Session {
   epoch: string
 }
 
+/** `GET /v1/events/<seq>`. */
+export interface OneEvent {
+  seq: number
+  source: string
+  event: string
+  key: string
+  revision: number
+  received_at: string
+  headers: Record<string, string>
+  revisions: Array<{ revision: number; seq: number }>
+  body: string
+}
+
 export async function api<T>(token: string, path: string, init: RequestInit = {}): Promise<T> {
   let res: Response
   try {

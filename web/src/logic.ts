@@ -191,3 +191,37 @@ export function bytes(n: number): string {
   }
   return `${u === 0 ? n : n.toFixed(1)} ${units[u]}`
 }
+
+/** The page's views by URL hash (`#/event/12`, `#/runs/runflow/<id>`), so a view can be linked and reloaded. */
+export type Route =
+  | { view: 'tail' }
+  | { view: 'event'; seq: number }
+  | { view: 'runs'; source?: string; id?: string }
+  | { view: 'consumers' }
+  | { view: 'stats' }
+  | { view: 'destinations' }
+
+/** A hand-typed `%` that is not an escape stays as it is instead of breaking the page. */
+function decodePart(p: string): string {
+  try {
+    return decodeURIComponent(p)
+  } catch {
+    return p
+  }
+}
+
+export function parseRoute(hash: string): Route {
+  const parts = hash.replace(/^#\/?/, '').split('/').map(decodePart)
+  switch (parts[0]) {
+    case 'event':
+      return /^\d+$/.test(parts[1] ?? '') ? { view: 'event', seq: Number(parts[1]) } : { view: 'tail' }
+    case 'runs':
+      return parts.length >= 3 ? { view: 'runs', source: parts[1], id: parts.slice(2).join('/') } : { view: 'runs' }
+    case 'consumers':
+    case 'stats':
+    case 'destinations':
+      return { view: parts[0] }
+    default:
+      return { view: 'tail' }
+  }
+}
