@@ -57,11 +57,18 @@ t.test('the page: strict CSP, nosniff, hashed immutable assets, index revalidate
     t.equal(r.headers.get('cache-control'), 'public, max-age=31536000, immutable')
     t.equal(r.headers.get('x-content-type-options'), 'nosniff')
     t.match(r.headers.get('content-type'), a.endsWith('.js') ? /^text\/javascript/ : /^text\/css/)
+    t.equal(r.headers.get('content-encoding'), 'gzip', 'sent gzipped')
     const text = r.body.toString()
     t.notMatch(text, /(fetch|WebSocket)\(\s*["'`](https?|wss?):/, 'no fetch or socket to another origin')
-    gzipped += r.body.length
+    // fetch hands over the decoded body; what goes over the wire is its gzip.
+    gzipped += gzipSync(r.body, { level: 9 }).length
   }
   t.ok(gzipped <= 150 * 1024, `all files gzipped: ${gzipped} bytes ≤ 150 KB`)
+
+  const head = await fetch(`${base}${assets[0]}`, { method: 'HEAD' })
+  t.equal(head.status, 200)
+  t.equal((await head.arrayBuffer()).byteLength, 0, 'HEAD: headers only')
+  t.ok(Number(head.headers.get('content-length')) > 0)
 
   const etag = page.headers.get('etag')!
   t.equal((await raw(`${base}/console`, { 'if-none-match': etag })).status, 304, 'revalidation of an unchanged page')
