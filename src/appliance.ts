@@ -1,3 +1,4 @@
+import { consoleExtension } from './console/extension.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { ensureGeneratedSecrets } from './config/generated.js'
 import type { Config } from './config/types.js'
@@ -18,7 +19,7 @@ export interface ApplianceOptions {
 
 /**
  * The whole appliance as `hookrelay serve` runs it. Start order: journal →
- * mirror → hub → HTTP listen (retention starts with the journal's owner, the
+ * mirror → hub → console → HTTP listen (retention starts with the journal's owner, the
  * relay); `close()` runs it in reverse.
  */
 export async function startAppliance(config: Config, opts: ApplianceOptions = {}): Promise<Relay> {
@@ -26,7 +27,7 @@ export async function startAppliance(config: Config, opts: ApplianceOptions = {}
     logger: opts.logger,
     processMetrics: opts.processMetrics,
     retention: opts.retention,
-    extensions: [mirrorExtension(), fanoutExtension()],
+    extensions: [mirrorExtension(), fanoutExtension(), consoleExtension()],
   })
 }
 

@@ -93,6 +93,10 @@ export const ERRORS = {
   HOOKRELAY_HTTP_LISTEN: { where: 'start', meaning: 'the address/port cannot be bound: another process serves the port (it is bound exclusively, so two relays never share one; a held port is retried for 15 s first), the address is not on this machine, or a port below 1024' },
   HOOKRELAY_HTTP_ROUTE_TAKEN: { where: 'start', meaning: 'two routes on one path (a source `path` that the relay itself uses)' },
   HOOKRELAY_SEND_NO_SECRET: { where: '`send`', meaning: 'no secret to sign with' },
+  HOOKRELAY_API_FORBIDDEN: { status: 403, where: '403', meaning: 'deleting a consumer needs an operator token' },
+  HOOKRELAY_API_CONSUMER_CONNECTED: { status: 409, where: '409', meaning: 'the consumer to delete is connected; stop it first' },
+  HOOKRELAY_CONSOLE_NOT_BUILT: { status: 503, where: '503', meaning: 'the console page was not built (`npm run build`)' },
+  HOOKRELAY_CONSOLE_FAILED: { status: 500, where: '500', meaning: 'a console endpoint could not answer; see the log' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

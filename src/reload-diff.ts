@@ -15,6 +15,8 @@ const RESTART_ONLY: Pick[] = [
   ['stream', (c) => c.stream],
   // The mirror worker takes its settings once at start and has no way to swap them.
   ['mirror', (c) => c.mirror],
+  // Its routes are registered once, at start.
+  ['console', (c) => c.console],
   // Set on the listener and the ingest routes when they are made.
   ['http (timeouts)', (c) => [c.http.body_timeout_ms, c.http.header_timeout_ms, c.http.keepalive_timeout_ms]],
 ]

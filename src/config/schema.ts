@@ -58,6 +58,15 @@ function sourcePath(p: string): void {
   }
 }
 
+function consolePath(p: string): void {
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(p)) {
+    throw new Error(`"${p}" is not a plain path; use "/" and letters, digits, ".", "_", "~", "-" without a trailing "/", like /console`)
+  }
+  if (p === '/v1' || p.startsWith('/v1/') || RESERVED_PATHS.includes(p)) {
+    throw new Error(`"${p}" is reserved for the relay's own API; use a path like /console`)
+  }
+}
+
 function httpUrl(s: string): void {
   let url: URL | undefined
   try {
@@ -210,6 +219,10 @@ export const configSpec = obj({
     max_body_per_address: size({ min: '16kb' }),
   }),
   metrics: obj({ token: secret() }),
+  console: obj({
+    enabled: bool({ default: true }),
+    path: str({ default: '/console', check: consolePath }),
+  }),
 })
 
 /** The file as validated: YAML key names, units already converted, defaults applied. */
@@ -403,6 +416,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       max_body_per_address: file.http.max_body_per_address,
     },
     metrics: { token: file.metrics.token },
+    console: { enabled: file.console.enabled, path: file.console.path },
   }
 }
 

@@ -123,6 +123,8 @@ export interface Config {
   http: HttpConfig
   /** `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers only on a loopback listener. */
   metrics: { token: string }
+  /** The web console (src/console): served on the relay's listener at `path`. */
+  console: { enabled: boolean; path: string }
 }
 
 export interface HttpConfig {

@@ -78,6 +78,21 @@ export class ConsumerCursors {
     return this.#chain
   }
 
+  /**
+   * Forgets `consumer` in memory and in the journal, after any write already
+   * queued (so a flush in flight cannot store it again). Whether it existed.
+   */
+  forget(consumer: string): Promise<boolean> {
+    const known = this.#latest.delete(consumer)
+    this.#dirty.delete(consumer)
+    const done = this.#chain.then(() => this.#journal.deleteCursor(consumer)).then((stored) => stored || known)
+    this.#chain = done.then(
+      () => undefined,
+      () => undefined,
+    )
+    return done
+  }
+
   /** Flushes and stops taking acks. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true

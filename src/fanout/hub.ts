@@ -54,6 +54,7 @@ import { peerAddress } from './peer-address.js'
 import { RecentFrames } from './recent-frames.js'
 import { SharedFrames } from './shared-frames.js'
 import { StreamMetrics } from './stream-metrics.js'
+import { registerConsumersApi } from './consumers-api.js'
 import { consumerKey, decideSubscribe, type ConsumerLookup } from './subscribe-decision.js'
 import { Subscriber, type PumpContext, type SocketData } from './subscriber.js'
 
@@ -144,6 +145,11 @@ export class Hub implements Component {
       for (const sub of this.#subs) if (sub.runnable) this.#pump(sub)
     })
     this.#stopReload = host.onReload(() => this.#reauthorize())
+    registerConsumersApi(host, {
+      list: () => this.cursors.list(),
+      connected: () => this.#byConsumer.keys(),
+      forget: (name) => this.cursors.forget(name),
+    })
 
     host.webSocket<SocketData>(STREAM_PATH, {
       maxPayloadLength: stream.max_payload,
