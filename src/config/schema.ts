@@ -22,6 +22,7 @@ import {
   type Spec,
 } from './spec.js'
 import type { Walk } from './walk.js'
+import { checkDestinations, destinationsSpec, toDestinations } from '../destinations/config.js'
 
 export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks'] as const satisfies readonly SchemeName[]
 /** The largest `max_body` any source may have. */
@@ -187,6 +188,7 @@ export const configSpec = obj({
     max_body_per_address: size({ min: '16kb' }),
   }),
   metrics: obj({ token: secret() }),
+  destinations: destinationsSpec,
 })
 
 /** The file as validated: YAML key names, units already converted, defaults applied. */
@@ -297,6 +299,7 @@ export function crossCheck(file: ConfigFile, w: Walk): void {
       'must be below journal.map_size (the journal cannot grow past its map); lower it or raise map_size',
     )
   }
+  checkDestinations(file, w)
   if (file.rate_limit.ingest_per_second > 0 && file.rate_limit.ingest_burst === 0) {
     w.report('rate_limit.ingest_burst', 'is 0, so no request would ever pass; raise it or leave it out (default 2 × ingest_per_second)')
   }
@@ -367,6 +370,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       max_body_per_address: file.http.max_body_per_address,
     },
     metrics: { token: file.metrics.token },
+    destinations: toDestinations(file),
   }
 }
 
