@@ -1,3 +1,4 @@
+import { destinationsExtension } from './destinations/index.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { ensureGeneratedSecrets } from './config/generated.js'
 import type { Config } from './config/types.js'
@@ -18,15 +19,15 @@ export interface ApplianceOptions {
 
 /**
  * The whole appliance as `hookrelay serve` runs it. Start order: journal →
- * mirror → hub → HTTP listen (retention starts with the journal's owner, the
- * relay); `close()` runs it in reverse.
+ * mirror → hub → destinations → HTTP listen (retention starts with the
+ * journal's owner, the relay); `close()` runs it in reverse.
  */
 export async function startAppliance(config: Config, opts: ApplianceOptions = {}): Promise<Relay> {
   return Relay.start(config, {
     logger: opts.logger,
     processMetrics: opts.processMetrics,
     retention: opts.retention,
-    extensions: [mirrorExtension(), fanoutExtension()],
+    extensions: [mirrorExtension(), fanoutExtension(), destinationsExtension()],
   })
 }
 

@@ -34,6 +34,8 @@ export interface RelayHost {
   onReload(listener: () => void): () => void
   /** An HTTP route on the relay's listener (exact path; `*` as method takes every other method). */
   route(method: string, path: string, handler: RouteHandler): void
+  /** HTTP routes for every path starting with `prefix` that no exact route takes. */
+  routePrefix(method: string, prefix: string, handler: RouteHandler): void
   /**
    * A WebSocket route, served by uWS behind the HTTP front. The client's
    * address is in the upgrade request's PEER_HEADER (http/stream-bridge.ts).

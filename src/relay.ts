@@ -262,6 +262,7 @@ export class Relay {
         }
       },
       route: (method, path, handler) => relay.front.router.add(method, path, handler),
+      routePrefix: (method, prefix, handler) => relay.front.router.addPrefix(method, prefix, handler),
       webSocket: (path, behavior) => {
         relay.app.ws(path, behavior)
         relay.#wsPaths.push(path)
