@@ -14,7 +14,10 @@ import type { AttemptOutcome, AttemptRecord, DeadLetter, DestinationStore, Pause
 /** One event in the window: read from the journal (or a replayed dead letter) and not done with yet. */
 interface Pending {
   event: StoredEvent
-  attempt: number
+  /** Attempts in this run of the schedule (a replay or a restart starts it over). */
+  tries: number
+  /** Attempts recorded for this event before (so record numbers never repeat). */
+  recorded: number
   nextAt: number
   inflight: boolean
   /** A dead letter sent again: outside the cursor's order. */
@@ -229,27 +232,40 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
   }
 
   async #fill(): Promise<void> {
+    const generation = this.#generation
+    // A replay from a seq while this awaited has reset the window: this pass is stale.
+    const stale = (): boolean => generation !== this.#generation
     const room = (): number => this.#cfg.concurrency - this.#window.size
     while (room() > 0 && this.#replays.length > 0) {
       const seq = this.#replays.shift()!
       const event = await this.#journal.get(seq)
+      if (stale()) return
       if (event === undefined) {
         this.#log.warn({ destination: this.name, seq }, 'dead letter no longer in the journal (retention pruned it); left in the list')
         continue
       }
-      this.#window.set(seq, { event, attempt: 0, nextAt: 0, inflight: false, replay: true })
+      const recorded = await this.#recorded(seq)
+      if (stale()) return
+      this.#window.set(seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: true })
     }
     while (room() > 0 && this.#scanned < this.#journal.head) {
       const batch = await this.#journal.read(this.#scanned, Math.max(room(), 64))
-      if (batch.length === 0) break
+      if (stale() || batch.length === 0) return
       for (const event of batch) {
         if (room() === 0) break
-        this.#scanned = event.seq
         if (this.#wants(event) && !this.#window.has(event.seq)) {
-          this.#window.set(event.seq, { event, attempt: 0, nextAt: 0, inflight: false, replay: false })
+          // Attempts recorded before a restart or a replay from a seq go on counting.
+          const recorded = await this.#recorded(event.seq)
+          if (stale()) return
+          this.#window.set(event.seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: false })
         }
+        this.#scanned = event.seq
       }
     }
+  }
+
+  async #recorded(seq: number): Promise<number> {
+    return (await this.#store.attempts(this.name, { seq, limit: 1 }))[0]?.attempt ?? 0
   }
 
   #wants(e: StoredEvent): boolean {
@@ -280,7 +296,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
 
   #start(p: Pending): void {
     p.inflight = true
-    p.attempt++
+    p.tries++
     const run = this.#attempt(p, this.#generation).finally(() => this.#inflight.delete(run))
     this.#inflight.add(run)
   }
@@ -293,7 +309,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     if (this.#closed || generation !== this.#generation) return
     const now = Date.now()
     const receivedAt = Date.parse(e.received_at)
-    const decision = decide(cfg.retry, p.attempt, receivedAt, now, result)
+    const decision = decide(cfg.retry, p.tries, receivedAt, now, result)
     const circuitChange = result.kind === 'failed' ? this.#circuit.failed(now) : this.#circuit.succeeded()
     if (circuitChange === 'open') {
       this.#log.warn(
@@ -306,7 +322,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     const outcome: AttemptOutcome = decision.kind === 'pause' ? 'paused' : decision.kind
     const record: AttemptRecord = {
       seq: e.seq,
-      attempt: p.attempt,
+      attempt: p.recorded + p.tries,
       at,
       status: result.status,
       latency_ms: latencyMs,
@@ -333,7 +349,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
         p.nextAt = decision.at
         break
       case 'dead': {
-        const dead: DeadLetter = { seq: e.seq, source: e.source, event: e.event, key: e.key, at: now, attempts: p.attempt, reason: decision.reason }
+        const dead: DeadLetter = { seq: e.seq, source: e.source, event: e.event, key: e.key, at: now, attempts: p.tries, reason: decision.reason }
         const known = (await this.#store.deadLetters(this.name)).some((d) => d.seq === e.seq)
         await this.#store.addDeadLetter(this.name, dead, {
           destination: this.name,
@@ -341,7 +357,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
           source: e.source,
           event: e.event,
           key: e.key,
-          attempts: p.attempt,
+          attempts: p.tries,
           reason: decision.reason,
           failed_at: new Date(now).toISOString(),
         })
