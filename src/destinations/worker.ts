@@ -330,7 +330,10 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
       outcome,
       next_at: decision.kind === 'retry' ? decision.at : null,
     }
-    await this.#store.recordAttempt(this.name, record, cfg.attempts_kept)
+    // The record is for people reading it later: the next attempt need not wait for its write.
+    const stored = this.#store.recordAttempt(this.name, record, cfg.attempts_kept).catch((err: unknown) => {
+      this.#log.error({ err, destination: this.name, seq: e.seq }, 'cannot store a delivery attempt record')
+    })
     this.#metrics.attempts.labels(this.name, outcome).inc()
     switch (decision.kind) {
       case 'delivered':
@@ -367,8 +370,9 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
       }
     }
     p.inflight = false
-    this.emit('attempt', record)
     this.pump()
+    await stored
+    this.emit('attempt', record)
   }
 
   #headers(e: StoredEvent): Record<string, string> {
