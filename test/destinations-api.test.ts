@@ -113,3 +113,15 @@ t.test('CLI: hookrelay destinations list|show|attempts|pause|resume|replay with 
   t.equal(unknown.code, 1)
   t.match(unknown.stderr, /404 HOOKRELAY_DESTINATION_NOT_FOUND/)
 })
+
+t.test('attempts_kept bounds the records: the oldest events go first', async (t) => {
+  const h = await startHandler(t)
+  const { relay, worker } = await startDestinationRelay(t, `destinations:\n  app:\n    url: ${h.url}\n    attempts_kept: 10`)
+  const all = deliveredCount(worker(), 15)
+  for (let i = 1; i <= 15; i++) await ingestDirect(relay, `kept-${i}`)
+  await all
+  const kept = await worker().attempts(undefined, 100)
+  t.equal(kept.length, 10)
+  t.same(kept.map((a) => a.seq), [15, 14, 13, 12, 11, 10, 9, 8, 7, 6], 'the newest ten, newest first')
+  t.same(await worker().attempts(1, 10), [], 'seq 1 dropped')
+})

@@ -91,6 +91,7 @@ export class JournalDestinationStore implements DestinationStore {
   #paused: Database<PausedState, string>
   /** Attempts kept per destination, counted once on first use. */
   #counts = new Map<string, number>()
+  #recording: Promise<unknown> = Promise.resolve()
 
   constructor(journal: Journal) {
     this.#journal = journal
@@ -107,7 +108,14 @@ export class JournalDestinationStore implements DestinationStore {
     await this.#journal.saveCursors(new Map([[cursorName(name), seq]]))
   }
 
-  async recordAttempt(name: string, a: AttemptRecord, keep: number): Promise<void> {
+  recordAttempt(name: string, a: AttemptRecord, keep: number): Promise<void> {
+    // One at a time: the count and the oldest keys are read from what the previous write committed.
+    const next = this.#recording.then(() => this.#record(name, a, keep))
+    this.#recording = next.catch(() => undefined)
+    return next
+  }
+
+  async #record(name: string, a: AttemptRecord, keep: number): Promise<void> {
     let count = this.#counts.get(name)
     if (count === undefined) {
       count = 0
