@@ -4,10 +4,10 @@ import { eventMatcher } from '../fanout/event-glob.js'
 import type { Journal } from '../journal/journal.js'
 import type { StoredEvent } from '../journal/record.js'
 import type { Logger } from '../log.js'
-import { signStandardWebhooks } from '../verify/sign.js'
 import { Circuit, type CircuitState } from './circuit.js'
 import { deliver, DeliveryAgents } from './deliver.js'
 import type { DestinationMetrics } from './metrics.js'
+import { deliveryHeaders } from './request-headers.js'
 import { decide } from './retry.js'
 import type { AttemptOutcome, AttemptRecord, DeadLetter, DestinationStore, PausedState } from './store.js'
 
@@ -205,7 +205,8 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
       },
       (err: unknown) => {
         this.#pumping = false
-        this.#log.error({ err, destination: this.name }, 'destination worker failed; retrying on the next commit')
+        this.#log.error({ err, destination: this.name }, 'destination worker failed; trying again in a second')
+        this.#arm(Date.now() + 1000)
       },
     )
   }
@@ -305,7 +306,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     const cfg = this.#cfg
     const e = p.event
     const at = Date.now()
-    const { result, latencyMs } = await deliver({ url: cfg.url, headers: this.#headers(e), body: e.body, timeoutMs: cfg.timeout_ms }, this.#agents)
+    const { result, latencyMs } = await deliver({ url: cfg.url, headers: deliveryHeaders(e, cfg, this.#journal.epoch), body: e.body, timeoutMs: cfg.timeout_ms }, this.#agents)
     if (this.#closed || generation !== this.#generation) return
     const now = Date.now()
     const receivedAt = Date.parse(e.received_at)
@@ -373,24 +374,6 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     this.pump()
     await stored
     this.emit('attempt', record)
-  }
-
-  #headers(e: StoredEvent): Record<string, string> {
-    const cfg = this.#cfg
-    const kept = e.private.headers ?? {}
-    const base: Record<string, string> = {
-      'content-type': kept['content-type'] ?? 'application/json',
-      'user-agent': 'hookrelay',
-      'hookrelay-seq': String(e.seq),
-    }
-    if (cfg.signing.mode === 'original') return { ...base, ...kept, ...cfg.headers }
-    const signed = signStandardWebhooks(
-      { secret: cfg.signing.secret || undefined, secretKey: cfg.signing.private_key || undefined },
-      `msg_${this.#journal.epoch}_${e.seq}`,
-      Math.floor(Date.now() / 1000),
-      e.body,
-    )
-    return { ...base, ...cfg.headers, ...signed }
   }
 
   #advanceCursor(): void {
