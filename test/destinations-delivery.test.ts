@@ -41,6 +41,26 @@ t.test('signing: original delivers the raw body byte-exact with the sender signa
   t.equal(r.headers['hookrelay-seq'], '1')
 })
 
+t.test('connections are kept alive and reused across deliveries', async (t) => {
+  const h = await startHandler(t)
+  const { relay, worker } = await startDestinationRelay(t, dest(h.url))
+  const five = deliveredCount(worker(), 5)
+  for (let i = 0; i < 5; i++) await ingestDirect(relay, `reuse-${i}`)
+  await five
+  t.equal(new Set(h.received.map((r) => r.remotePort)).size, 1, 'one connection for five deliveries')
+})
+
+t.test('redirects are not followed: a 3xx is a failed attempt', async (t) => {
+  const h = await startHandler(t, (r) => (r.url === '/webhook/runflow' ? { status: 307, headers: { location: '/elsewhere' } } : { status: 200 }))
+  const { relay, worker } = await startDestinationRelay(t, dest(h.url))
+  const first = nextAttempt(worker())
+  await ingestDirect(relay, 'moved')
+  const a = await first
+  t.equal(a.status, 307)
+  t.equal(a.outcome, 'retry')
+  t.notOk(h.received.some((r) => r.url === '/elsewhere'), 'the Location was not requested')
+})
+
 t.test('concurrency 1: in journal order under failures (first two attempts of each fail), each delivered once', async (t) => {
   const tries = new Map<string, number>()
   const delivered: string[] = []

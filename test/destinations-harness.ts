@@ -33,6 +33,8 @@ export interface Received {
   url: string
   headers: IncomingHttpHeaders
   body: Buffer
+  /** The client's port: the same for requests over one kept-alive connection. */
+  remotePort: number | undefined
 }
 
 /** What the handler does with a request: answer, hang (never answer), or drop the connection. */
@@ -75,7 +77,7 @@ export async function startHandler(t: TestLike, script: Script = () => ({ status
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      const r: Received = { n: received.length + 1, method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) }
+      const r: Received = { n: received.length + 1, method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks), remotePort: req.socket.remotePort }
       received.push(r)
       const action = h.script(r)
       events.emit('request', r)
