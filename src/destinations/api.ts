@@ -27,8 +27,12 @@ export function registerDestinationApi(host: RelayHost, workers: ReadonlyMap<str
     if (!target) return
     const { worker, action } = target
     if (action === '') {
-      void Promise.all([worker.deadLetters(), attemptsOf(worker, host, undefined, 20)]).then(([dead, attempts]) =>
-        sendJson(res, 200, JSON.stringify({ ...worker.summary(), dead_letter_list: dead.slice(0, 1000), recent_attempts: attempts })),
+      void Promise.all([worker.deadLetters(), attemptsOf(worker, host, undefined, 20)]).then(
+        ([dead, attempts]) => sendJson(res, 200, JSON.stringify({ ...worker.summary(), dead_letter_list: dead.slice(0, 1000), recent_attempts: attempts })),
+        (err: unknown) => {
+          host.log.error({ err, destination: worker.name }, 'cannot read destination dead letters')
+          sendError(res, 503, 'HOOKRELAY_DESTINATION_UNAVAILABLE', 'the dead letters could not be read; try again')
+        },
       )
       return
     }

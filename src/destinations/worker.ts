@@ -122,7 +122,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     const head = this.#journal.head
     return {
       name: this.name,
-      url: this.#cfg.url,
+      url: shownUrl(this.#cfg.url),
       sources: this.#cfg.sources,
       events: this.#cfg.events,
       concurrency: this.#cfg.concurrency,
@@ -405,4 +405,10 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     await Promise.allSettled([...this.#inflight])
     await this.#persistCursor().catch(() => undefined)
   }
+}
+
+/** The URL without its query string, which may carry a credential; every token that may read the API sees it. */
+function shownUrl(url: string): string {
+  const q = url.indexOf('?')
+  return q < 0 ? url : `${url.slice(0, q)}?…`
 }
