@@ -214,6 +214,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
   async #pumpOnce(): Promise<void> {
     if (this.#paused !== undefined) return
     await this.#fill()
+    if (this.#closed) return
     const now = Date.now()
     let soonest = Infinity
     for (const p of this.#window.values()) {
