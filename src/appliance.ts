@@ -1,4 +1,5 @@
 import { consoleExtension } from './console/extension.js'
+import { destinationsExtension } from './destinations/index.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { ensureGeneratedSecrets } from './config/generated.js'
 import type { Config } from './config/types.js'
@@ -19,15 +20,15 @@ export interface ApplianceOptions {
 
 /**
  * The whole appliance as `hookrelay serve` runs it. Start order: journal →
- * mirror → hub → console → HTTP listen (retention starts with the journal's owner, the
- * relay); `close()` runs it in reverse.
+ * mirror → hub → destinations → console → HTTP listen (retention starts with
+ * the journal's owner, the relay); `close()` runs it in reverse.
  */
 export async function startAppliance(config: Config, opts: ApplianceOptions = {}): Promise<Relay> {
   return Relay.start(config, {
     logger: opts.logger,
     processMetrics: opts.processMetrics,
     retention: opts.retention,
-    extensions: [mirrorExtension(), fanoutExtension(), consoleExtension()],
+    extensions: [mirrorExtension(), fanoutExtension(), destinationsExtension(), consoleExtension()],
   })
 }
 

@@ -24,6 +24,8 @@ Commands:
   keygen         print a new secret, or an ed25519 key pair
   healthcheck    ask a relay's /readyz; exit 0 when ready, 1 when not
   backup         copy the journal (consistent, while the relay runs) into a directory
+  destinations   list, show, replay, pause or resume a relay's destinations
+  forward        deliver a relay's events to a local HTTP handler through /v1/stream
 
 Run hookrelay <command> --help for its options.`,
   serve: `Usage: hookrelay serve [--config FILE]
@@ -62,6 +64,29 @@ Prints events as they arrive. --json prints one JSON object per line. Ctrl-C exi
 
 Prints a new random secret (whsec_...), usable with every scheme; with
 --ed25519, a Standard Webhooks v1a key pair (whsk_... secret, whpk_... public).`,
+  destinations: `Usage: hookrelay destinations ACTION [NAME] [--config FILE] [--url http://HOST:PORT] [--token T]
+
+  list                         every destination the token may see: state, lag, dead letters
+  show NAME                    one destination, its dead letters and latest attempts (JSON)
+  attempts NAME [--seq N] [--limit N]
+                               recorded attempts, newest first (of one event with --seq)
+  replay NAME --from SEQ       deliver SEQ and everything after it again
+  replay NAME --dead-letters   deliver every dead letter again
+  pause NAME | resume NAME     stop or restart delivery
+
+replay, pause and resume need an operator's token (subscribers[].role: operator).
+Without --url and --token they come from the config (its first operator token).
+Exits 0 on success, 1 when the relay refused or did not answer.`,
+  forward: `Usage: hookrelay forward --to http://HOST:PORT/PATH [--url ws://RELAY:PORT] [--token T]
+                        [--consumer NAME] [--sources a,b] [--events 'run.*'] [--timeout 10s]
+                        [--sign runflow|github|stripe|standard-webhooks --secret S] [--config FILE]
+
+Follows the relay's /v1/stream as the durable consumer NAME (default forward)
+and POSTs each event to --to, retrying until it answers 2xx; only then is it
+acked, so after a sleep, a network loss or a relay restart it resumes where
+it stopped. Prints one line per delivery. The body sent is the event's JSON
+(compact: the stream does not carry the sender's bytes or headers); --sign
+signs it as that scheme's sender would. A 410 from --to stops it (exit 1).`,
   healthcheck: `Usage: hookrelay healthcheck [--config FILE] [--url http://HOST:PORT/readyz]
 
 Exits 0 when the relay answers /readyz with 200 within 3 s, 1 otherwise.`,
@@ -324,6 +349,29 @@ async function tail(args: string[]): Promise<void> {
   await runTail(args, { defaultConfig: DEFAULT_CONFIG, configOrExit, localBase })
 }
 
+/** `--url` and `--token` for the API commands when not given: the config's listener and its first operator token. */
+function apiDefaults(file: string | undefined, scheme: 'http' | 'ws'): { url?: string; token?: string } {
+  const cfg = configOrExit(file ?? DEFAULT_CONFIG)
+  const generated = readGeneratedSecrets(cfg.data_dir)?.subscribers ?? {}
+  const withToken = cfg.subscribers.map((s) => ({ ...s, token: s.token || generated[s.name] || '' })).filter((s) => s.token !== '')
+  const token = (withToken.find((s) => s.role === 'operator') ?? withToken[0])?.token
+  return { url: `${scheme}://${localBase(cfg)}`, token }
+}
+
+async function destinations(args: string[]): Promise<void> {
+  if (args.includes('--help')) return out(HELP.destinations!)
+  const { runDestinations } = await import('./destinations/cli.js')
+  const io = { out, err: (s: string) => void process.stderr.write(`${s}\n`) }
+  process.exitCode = await runDestinations(args, io, (file) => apiDefaults(file, 'http'))
+}
+
+async function forward(args: string[]): Promise<void> {
+  if (args.includes('--help')) return out(HELP.forward!)
+  const { runForward } = await import('./destinations/forward.js')
+  const io = { out, err: (s: string) => void process.stderr.write(`${s}\n`) }
+  process.exitCode = await runForward(args, io, (file) => apiDefaults(file, 'ws'))
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv
   switch (cmd) {
@@ -341,6 +389,10 @@ async function main(argv: string[]): Promise<void> {
       return healthcheck(rest)
     case 'backup':
       return backup(rest)
+    case 'destinations':
+      return destinations(rest)
+    case 'forward':
+      return forward(rest)
     case undefined:
     case '--help':
     case '-h':

@@ -97,6 +97,10 @@ export const ERRORS = {
   HOOKRELAY_API_CONSUMER_CONNECTED: { status: 409, where: '409', meaning: 'the consumer to delete is connected; stop it first' },
   HOOKRELAY_CONSOLE_NOT_BUILT: { status: 503, where: '503', meaning: 'the console page was not built (`npm run build`)' },
   HOOKRELAY_CONSOLE_FAILED: { status: 500, where: '500', meaning: 'a console endpoint could not answer; see the log' },
+  HOOKRELAY_DESTINATION_NOT_FOUND: { status: 404, where: '404', meaning: 'no such destination (or one this token may not see)' },
+  HOOKRELAY_DESTINATION_FORBIDDEN: { status: 403, where: '403', meaning: 'replay, pause or resume without an operator\'s token' },
+  HOOKRELAY_DESTINATION_BAD_REQUEST: { status: 400, where: '400', meaning: 'a replay body that is not `{"from": N}` or `{"dead_letters": true}`, or a bad `seq`/`limit`' },
+  HOOKRELAY_DESTINATION_UNAVAILABLE: { status: 503, where: '503', meaning: 'the action could not be stored, or the dead letters read (journal failure); retry' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -19,6 +19,11 @@ const RESTART_ONLY: Pick[] = [
   ['console', (c) => c.console],
   // Set on the listener and the ingest routes when they are made.
   ['http (timeouts)', (c) => [c.http.body_timeout_ms, c.http.header_timeout_ms, c.http.keepalive_timeout_ms]],
+  // A destination's window and cursor are built around these when its worker starts.
+  [
+    'destinations (names, sources, events, concurrency, signing scheme)',
+    (c) => Object.values(c.destinations).map((d) => [d.name, d.sources, d.events, d.concurrency, d.signing.mode]),
+  ],
 ]
 
 /** Keys a reload applies, compared only to say in the log what changed. */
@@ -32,6 +37,7 @@ const RELOADABLE: Pick[] = [
   ['shutdown.drain', (c) => c.shutdown.drain_ms],
   ['http (body budget)', (c) => [c.http.max_body_in_flight, c.http.max_body_per_address]],
   ['metrics.token', (c) => c.metrics.token],
+  ['destinations (url, headers, timeout, retry, circuit, signing keys, attempts_kept)', (c) => c.destinations],
 ]
 
 /** The restart-only keys that differ between `prev` and `next` (empty: a reload may apply `next`). */

@@ -32,6 +32,7 @@ import {
   HMAC_PRESETS,
   resolveHmac,
 } from '../verify/hmac.js'
+import { checkDestinations, destinationsSpec, toDestinations } from '../destinations/config.js'
 
 export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks', 'hmac'] as const satisfies readonly SchemeName[]
 /** The largest `max_body` any source may have. */
@@ -223,6 +224,7 @@ export const configSpec = obj({
     enabled: bool({ default: true }),
     path: str({ default: '/console', check: consolePath }),
   }),
+  destinations: destinationsSpec,
 })
 
 /** The file as validated: YAML key names, units already converted, defaults applied. */
@@ -345,6 +347,7 @@ export function crossCheck(file: ConfigFile, w: Walk): void {
       'must be below journal.map_size (the journal cannot grow past its map); lower it or raise map_size',
     )
   }
+  checkDestinations(file, w)
   if (file.rate_limit.ingest_per_second > 0 && file.rate_limit.ingest_burst === 0) {
     w.report('rate_limit.ingest_burst', 'is 0, so no request would ever pass; raise it or leave it out (default 2 × ingest_per_second)')
   }
@@ -417,6 +420,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
     },
     metrics: { token: file.metrics.token },
     console: { enabled: file.console.enabled, path: file.console.path },
+    destinations: toDestinations(file),
   }
 }
 

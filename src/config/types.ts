@@ -125,6 +125,8 @@ export interface Config {
   metrics: { token: string }
   /** The web console (src/console): served on the relay's listener at `path`. */
   console: { enabled: boolean; path: string }
+  /** HTTP push delivery, by destination name. */
+  destinations: Record<string, DestinationConfig>
 }
 
 export interface HttpConfig {
@@ -135,4 +137,39 @@ export interface HttpConfig {
   max_body_in_flight: number | undefined
   /** Body bytes one client address may hold at once; unset = 1/8 of the budget, at least the largest max_body. */
   max_body_per_address: number | undefined
+}
+
+/** How a destination's requests are signed. */
+export type DestinationSigning =
+  /** The sender's own signature headers, as received, with the raw body. */
+  | { mode: 'original' }
+  /** Re-signed as a Standard Webhooks sender: `v1` (HMAC, `secret`), `v1a` (ed25519, `private_key`), or both. */
+  | { mode: 'standard-webhooks'; secret: string; private_key: string }
+
+/** One `destinations.<name>` block: where the relay POSTs journaled events. */
+export interface DestinationConfig {
+  name: string
+  url: string
+  /** Source names; `*` = every source. */
+  sources: string[]
+  /** Event-name globs (`run.*`); `*` = every event. */
+  events: string[]
+  signing: DestinationSigning
+  /** Extra request headers, lowercase names. */
+  headers: Record<string, string>
+  timeout_ms: number
+  /** 1 = strictly in journal order. */
+  concurrency: number
+  retry: {
+    /** Waits before the 2nd, 3rd, … attempt; past its end an event is dead-lettered. */
+    schedule_ms: number[]
+    /** Each wait is scaled by a random factor in [1 − jitter, 1 + jitter]. */
+    jitter: number
+    /** An event older than this (since it was received) is dead-lettered instead of retried. */
+    max_age_ms: number
+  }
+  /** After `failures` consecutive failed attempts the destination waits `cooldown_ms` (doubling up to `max_cooldown_ms`) and probes. */
+  circuit: { failures: number; cooldown_ms: number; max_cooldown_ms: number }
+  /** Attempt records kept for this destination (oldest events' first). */
+  attempts_kept: number
 }

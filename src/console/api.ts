@@ -7,10 +7,10 @@
  * - `GET /v1/console/session`: who the token is and which sources it reads;
  * - `GET /v1/console/stats`: cumulative counters the page turns into rates.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import type { Histogram } from 'prom-client'
 import type { RelayHost } from '../extension.js'
-import { canRead, type Principal } from '../http/auth.js'
+import { authorize, canRead, type Principal } from '../http/auth.js'
 import { sendError, sendJson } from '../http/respond.js'
 
 const EVENTS_PREFIX = '/v1/events/'
@@ -18,7 +18,7 @@ const NO_STORE = { 'cache-control': 'no-store', 'x-content-type-options': 'nosni
 
 export function registerConsoleApi(host: RelayHost): void {
   host.routePrefix('GET', EVENTS_PREFIX, (req, res, path) => {
-    const who = authorize(host, req, res)
+    const who = authorize(req, res, host.lookupToken)
     if (!who) return
     const tail = path.slice(EVENTS_PREFIX.length)
     if (!/^\d{1,15}$/.test(tail)) {
@@ -35,7 +35,7 @@ export function registerConsoleApi(host: RelayHost): void {
   })
 
   host.route('GET', '/v1/console/session', (req, res) => {
-    const who = authorize(host, req, res)
+    const who = authorize(req, res, host.lookupToken)
     if (!who) return
     const sources = Object.keys(host.config.sources).filter((s) => canRead(who, s))
     const body = { subscriber: who.name, role: who.role, sources, head: host.journal.head, epoch: host.journal.epoch }
@@ -43,7 +43,7 @@ export function registerConsoleApi(host: RelayHost): void {
   })
 
   host.route('GET', '/v1/console/stats', (req, res) => {
-    const who = authorize(host, req, res)
+    const who = authorize(req, res, host.lookupToken)
     if (!who) return
     void stats(host, who).then(
       (body) => sendJson(res, 200, JSON.stringify(body), { headers: NO_STORE }),
@@ -95,16 +95,6 @@ async function stats(host: RelayHost, who: Principal): Promise<ConsoleStats> {
   return { at: Date.now(), head: host.journal.head, journal_bytes: host.journal.usedBytes, ingested, ack_count: ackCount, ack_sum_seconds: ackSum }
 }
 
-function authorize(host: RelayHost, req: IncomingMessage, res: ServerResponse): Principal | undefined {
-  const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
-  const who = host.lookupToken(token)
-  if (!who) {
-    sendError(res, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
-      headers: { 'www-authenticate': 'Bearer' },
-    })
-  }
-  return who
-}
 
 function fail(host: RelayHost, res: ServerResponse, err: unknown): void {
   host.log.error({ err }, 'console API failed')

@@ -3,9 +3,8 @@
  * with their lag, for the console and for scripts. A reader token sees its
  * own subscriber's consumers; an operator token sees every one and may delete.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RelayHost } from '../extension.js'
-import type { Principal } from '../http/auth.js'
+import { authorize } from '../http/auth.js'
 import { sendError, sendJson } from '../http/respond.js'
 
 const PREFIX = '/v1/consumers/'
@@ -33,7 +32,7 @@ export interface ConsumerInfo {
 /** Registers the consumer routes on the hub's host. */
 export function registerConsumersApi(host: RelayHost, book: ConsumerBook): void {
   host.route('GET', '/v1/consumers', (req, res) => {
-    const who = authorize(host, req, res)
+    const who = authorize(req, res, host.lookupToken)
     if (!who) return
     const head = host.journal.head
     const out: ConsumerInfo[] = []
@@ -58,7 +57,7 @@ export function registerConsumersApi(host: RelayHost, book: ConsumerBook): void 
   })
 
   host.routePrefix('DELETE', PREFIX, (req, res, path) => {
-    const who = authorize(host, req, res)
+    const who = authorize(req, res, host.lookupToken)
     if (!who) return
     if (who.role !== 'operator') {
       sendError(res, 'HOOKRELAY_API_FORBIDDEN', 'deleting a consumer needs an operator token (subscribers[].role: operator)')
@@ -89,13 +88,3 @@ export function registerConsumersApi(host: RelayHost, book: ConsumerBook): void 
   })
 }
 
-function authorize(host: RelayHost, req: IncomingMessage, res: ServerResponse): Principal | undefined {
-  const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
-  const who = host.lookupToken(token)
-  if (!who) {
-    sendError(res, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
-      headers: { 'www-authenticate': 'Bearer' },
-    })
-  }
-  return who
-}

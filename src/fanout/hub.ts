@@ -39,6 +39,7 @@
  * - buffered amount past `stream.hard_limit`: close 4008 (reconnect and resume).
  * - shutdown: close 1001.
  */
+import { bearerToken } from '../http/auth.js'
 import { sendError } from '../http/respond.js'
 import type { HttpRequest, HttpResponse, WebSocket } from '../http/uws.js'
 import { CLOSE } from '../protocol/close-codes.js'
@@ -197,7 +198,7 @@ export class Hub implements Component {
       res.upgrade<SocketData>({ sub }, key, protocol, extensions, context)
       return
     }
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1]
+    const token = bearerToken(authorization)
     const principal = this.#host.lookupToken(token)
     if (!principal) {
       sendError(res, 'HOOKRELAY_STREAM_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SubscriberConfig } from '../config/types.js'
+import { sendError } from './respond.js'
 
 /** A subscriber as the relay authorizes it. */
 export interface Principal {
@@ -36,8 +38,7 @@ export class TokenBook {
 
   /** The principal for an `Authorization` header value (`Bearer <token>`). */
   fromHeader(authorization: string): Principal | undefined {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization)
-    return m ? this.lookup(m[1]) : undefined
+    return this.lookup(bearerToken(authorization))
   }
 }
 
@@ -47,4 +48,28 @@ export function canRead(p: Principal, source: string): boolean {
 
 function hash(token: string): string {
   return createHash('sha256').update(token).digest('base64')
+}
+
+/** The token of an `Authorization: Bearer <token>` header value. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1]
+}
+
+/**
+ * The principal of a request's bearer token; without a known token it
+ * answers 401 `HOOKRELAY_API_UNAUTHORIZED` itself and returns undefined.
+ * Every JSON API of the relay authorizes through this.
+ */
+export function authorize(
+  req: IncomingMessage,
+  res: ServerResponse,
+  lookup: (token: string | undefined) => Principal | undefined,
+): Principal | undefined {
+  const who = lookup(bearerToken(req.headers.authorization))
+  if (!who) {
+    sendError(res, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
+      headers: { 'www-authenticate': 'Bearer' },
+    })
+  }
+  return who
 }

@@ -9,6 +9,7 @@ import type { Journal } from '../journal/journal.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { Router } from './front.js'
+import { bearerToken } from './auth.js'
 import { canonicalIp, isLoopback } from './rate-limit.js'
 import { sendError, sendJson } from './respond.js'
 
@@ -64,7 +65,7 @@ function metricsDenied(req: IncomingMessage, config: Config): [HttpErrorCode, st
     if (isLoopbackHost(config.listen.host)) return undefined
     return ['HOOKRELAY_METRICS_DISABLED', 'set metrics.token to read /metrics on a relay that listens beyond loopback']
   }
-  const got = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '')
+  const got = Buffer.from(bearerToken(req.headers.authorization) ?? '')
   const expected = Buffer.from(want)
   if (got.length === expected.length && timingSafeEqual(got, expected)) return undefined
   return ['HOOKRELAY_METRICS_UNAUTHORIZED', 'send Authorization: Bearer <metrics.token>']

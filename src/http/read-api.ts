@@ -1,8 +1,7 @@
 import type { Journal } from '../journal/journal.js'
 import type { RunRow } from '../journal/types.js'
-import { canRead, type Principal, type TokenBook } from './auth.js'
+import { authorize, canRead, type TokenBook } from './auth.js'
 import { sendError, sendJson } from './respond.js'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Router } from './front.js'
 
 const RUNS_PREFIX = '/v1/runs/'
@@ -25,7 +24,7 @@ export interface ReadApiContext {
  */
 export function registerReadApi(router: Router, ctx: ReadApiContext): void {
   router.addPrefix('GET', RUNS_PREFIX, (req, res, path) => {
-    const who = authorize(res, req, ctx)
+    const who = authorize(req, res, (token: string | undefined) => ctx.tokens().lookup(token))
     if (!who) return
     const parts = path.slice(RUNS_PREFIX.length).split('/')
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
@@ -51,7 +50,7 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
   })
 
   router.add('GET', '/v1/events', (req, res, _path, query) => {
-    const who = authorize(res, req, ctx)
+    const who = authorize(req, res, (token: string | undefined) => ctx.tokens().lookup(token))
     if (!who) return
     const q = new URLSearchParams(query)
     const after = parseCount(q.get('after') ?? undefined, 0)
@@ -94,15 +93,6 @@ export function registerReadApi(router: Router, ctx: ReadApiContext): void {
   })
 }
 
-function authorize(res: ServerResponse, req: IncomingMessage, ctx: ReadApiContext): Principal | undefined {
-  const who = ctx.tokens().fromHeader(req.headers.authorization ?? '')
-  if (!who) {
-    sendError(res, 'HOOKRELAY_API_UNAUTHORIZED', 'send Authorization: Bearer <subscriber token>', {
-      headers: { 'www-authenticate': 'Bearer' },
-    })
-  }
-  return who
-}
 
 function parseCount(v: string | undefined, dflt: number): number | undefined {
   if (v === undefined || v === '') return dflt
