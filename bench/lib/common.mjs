@@ -115,6 +115,7 @@ subscribers:
   - name: bench
     token: ${TOKEN}
     sources: ["*"]
+    role: operator
 mirror:
   enabled: false
 log: { level: warn }
