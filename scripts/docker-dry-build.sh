@@ -67,11 +67,18 @@ step "build stage: trixie + nodejs npm (Debian's)"
 b="$work/build"
 cp -a "$(bash "$root/scripts/rootfs.sh" trixie "" nodejs npm ca-certificates)" "$b"
 in_root "$b" node --version
+# This host's network may need its own CA for the registry (NODE_EXTRA_CA_CERTS): the build
+# stage gets it the way a docker build behind the same proxy would (a build secret or arg).
+ca=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$b/etc/ssl/certs/build-host-ca.crt"
+  ca=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/build-host-ca.crt)
+fi
 mkdir "$b/src"
 cp -r "$work/src"/{package.json,package-lock.json,tsconfig.json,tsconfig.build.json,src} "$b/src/"
-in_root "$b" sh -ec 'cd /src && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run build --silent'
+in_root "$b" env "${ca[@]}" sh -ec 'cd /src && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run build --silent'
 [ -f "$b/src/dist/cli.js" ] || fail "no dist/cli.js"
-in_root "$b" sh -ec '
+in_root "$b" env "${ca[@]}" sh -ec '
   mkdir -p /opt/hookrelay && cd /opt/hookrelay && cp /src/package.json /src/package-lock.json ./
   npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force 2>/dev/null
   keep="uws_$(node -p "process.platform + \"_\" + process.arch + \"_\" + process.versions.modules").node"
