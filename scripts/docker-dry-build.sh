@@ -34,11 +34,12 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (debootstrap, chroot)"
 # A private mount namespace per command: its /proc goes away with it.
-in_root() {
+root_cmd() {
   local r=$1
   shift
-  unshare --mount sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"' "$r" "$@"
+  cmd=(unshare --mount sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"' "$r" "$@")
 }
+in_root() { root_cmd "$@"; "${cmd[@]}"; }
 
 step "Dockerfile: what the issue asks for is there"
 df="$root/Dockerfile"
@@ -100,7 +101,8 @@ cp -a "$b/opt/hookrelay/." "$r/opt/hookrelay/"
 port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
 sed -e "s|port: 8080|port: $port|" "$work/src/config/container.yaml" > "$r/etc/hookrelay/hookrelay.yaml"
 in_root "$r" sh -ec 'mkdir -p /var/lib/hookrelay && chown hookrelay:hookrelay /var/lib/hookrelay && chmod 0700 /var/lib/hookrelay'
-as_user() { in_root "$r" setpriv --reuid=10001 --regid=10001 --clear-groups env NODE_ENV=production sh -c 'cd /opt/hookrelay && exec "$@"' sh "$@"; }
+user_cmd() { root_cmd "$r" setpriv --reuid=10001 --regid=10001 --clear-groups env NODE_ENV=production sh -c 'cd /opt/hookrelay && exec "$@"' sh "$@"; }
+as_user() { user_cmd "$@"; "${cmd[@]}"; }
 hc() { as_user node dist/cli.js healthcheck --config /etc/hookrelay/hookrelay.yaml; }
 as_user id
 
@@ -108,7 +110,8 @@ step "check-config (container config, port $port)"
 as_user node dist/cli.js check-config --config /etc/hookrelay/hookrelay.yaml
 
 step "ENTRYPOINT + CMD as hookrelay: tini -- node dist/cli.js serve, then the HEALTHCHECK command"
-as_user /usr/bin/tini -- node dist/cli.js serve --config /etc/hookrelay/hookrelay.yaml > "$work/serve.log" 2>&1 &
+user_cmd /usr/bin/tini -- node dist/cli.js serve --config /etc/hookrelay/hookrelay.yaml
+"${cmd[@]}" > "$work/serve.log" 2>&1 &
 pid=$!
 ready=0
 for _ in $(seq 1 75); do

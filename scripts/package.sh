@@ -4,6 +4,7 @@
 #     hookrelay        launcher: the bundled Node runs dist/cli.js (HOOKRELAY_NODE=/usr/bin/node: another Node 20)
 #     node/bin/node    upstream Node (from the npm registry's node-linux-<arch> package, integrity pinned below)
 #     dist/ config/ package.json node_modules/   production dependencies with only this platform's native binaries
+#     systemd/ README.md                          the unit and its config, the documentation
 # plus SHA256SUMS and an SBOM (npm sbom, CycloneDX) of the production dependencies.
 #
 #   scripts/package.sh               # linux-x64 and linux-arm64
@@ -45,7 +46,7 @@ for arch in "${archs[@]}"; do
   dir="$work/$name"
   echo "== $name"
   mkdir -p "$dir/node/bin"
-  cp -r "$root/dist" "$root/config" "$root/package.json" "$root/package-lock.json" "$dir/"
+  cp -r "$root/dist" "$root/config" "$root/systemd" "$root/README.md" "$root/package.json" "$root/package-lock.json" "$dir/"
   # --cpu/--os pick the target's optional native packages (@lmdb/lmdb-linux-arm64, …) on any build host.
   # --ignore-scripts: the install scripts only probe for a prebuilt binary for the host, which a
   # cross build cannot load; the binaries are checked below instead.
