@@ -81,7 +81,7 @@ in_root "$b" env "${ca[@]}" sh -ec 'cd /src && npm ci --ignore-scripts --no-audi
 [ -f "$b/src/dist/cli.js" ] || fail "no dist/cli.js"
 in_root "$b" env "${ca[@]}" sh -ec '
   mkdir -p /opt/hookrelay && cd /opt/hookrelay && cp /src/package.json /src/package-lock.json ./
-  npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force 2>/dev/null
+  npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
   keep="uws_$(node -p "process.platform + \"_\" + process.arch + \"_\" + process.versions.modules").node"
   test -f "node_modules/uWebSockets.js/binaries/$keep"
   find node_modules/uWebSockets.js -name "uws_*.node" ! -path "*/binaries/$keep" -delete
