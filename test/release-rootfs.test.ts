@@ -4,7 +4,8 @@
 // - x64, unpacked into a copy of a clean Debian 12 and a clean Debian 13 rootfs
 //   (debootstrap --variant=minbase, no Node there), started with chroot and an empty
 //   environment: serve, /readyz, a WebSocket subscriber, a signed `send` from inside the
-//   rootfs reaching the subscriber, SIGTERM draining to exit 0 with the subscriber closed 1001;
+//   rootfs reaching the subscriber, healthcheck, keygen, tail, backup, SIGTERM draining to
+//   exit 0 with the subscriber closed 1001; the same on Debian 13's own nodejs;
 // - arm64, under qemu-aarch64-static with an arm64 Debian 12's libraries: --version,
 //   check-config, a short serve + send.
 // Needs root (debootstrap, chroot, mount namespaces), an x64 host, npm registry and Debian
@@ -138,6 +139,15 @@ t.test('release artifacts', { skip }, async (t) => {
       while (ev.type === 'live') ev = await sub.next()
       t.equal(ev.type, 'event', 'the subscriber gets it')
       t.equal(ev.source, 'runflow')
+
+      t.match(run(...inRoot(bin, 'healthcheck', '--config', '/etc/hookrelay/hookrelay.yaml', '--url', `${base}/readyz`)), /^200 /, 'healthcheck: 0')
+      t.match(run(...inRoot(bin, 'keygen')), /^whsec_\S+\n$/, 'keygen')
+      const tail = serveProcess(...inRoot(bin, 'tail', '--url', `ws://127.0.0.1:${port}/v1/stream`, '--token', TOKEN, '--after', '0', '--json'))
+      t.teardown(() => tail.child.kill('SIGKILL'))
+      const tailed = await line(tail.child, tail.lines, () => true)
+      t.match(tailed, { seq: 1, source: 'runflow' }, 'tail prints the event')
+      tail.child.kill('SIGTERM')
+      t.match(run(...inRoot(bin, 'backup', '--config', '/etc/hookrelay/hookrelay.yaml', '/root/backup')), /journal\.mdb: journal epoch \S+, head 1/, 'backup')
 
       // unshare, sh, chroot, env and the launcher each exec the next: the spawned pid is node's.
       relay.child.kill('SIGTERM')
