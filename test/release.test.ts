@@ -1,7 +1,7 @@
 // CI-speed check of `npm run package` (scripts/package.sh): builds the linux-x64 artifact
 // from dist/ (npm run build first), unpacks it and runs its launcher with an environment
 // that has no Node on PATH: --version, check-config with the default config found beside
-// dist/ from another working directory. The rootfs and qemu runs are in
+// dist/ from another working directory, keygen through a symlink. The rootfs and qemu runs are in
 // test/release-rootfs.test.ts (npm run test:release).
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
@@ -48,4 +48,9 @@ t.test('npm run package: the x64 artifact runs --version and check-config on its
   const c = spawnSync(join(dir, 'hookrelay'), ['check-config'], { cwd: out, env, encoding: 'utf8' })
   t.equal(c.status, 0, c.stderr)
   t.equal(c.stdout, `${join(dir, 'config', 'hookrelay.yaml')}: ok (1 source(s), 1 subscriber(s), mirror off)\n`, 'the default config is the one beside dist/')
+  // Through a symlink elsewhere (e.g. /usr/local/bin/hookrelay), the launcher still finds its Node and dist/.
+  symlinkSync(join(dir, 'hookrelay'), join(bin, 'hookrelay'))
+  const k = spawnSync(join(bin, 'hookrelay'), ['keygen', '--ed25519'], { cwd: out, env, encoding: 'utf8' })
+  t.equal(k.status, 0, k.stderr)
+  t.match(k.stdout, /^secret_key: whsk_\S+\npublic_key: whpk_\S+\n$/)
 })
