@@ -30,7 +30,7 @@ fail() { echo "package: $*" >&2; exit 1; }
 [ "$(node -p 'process.versions.node.split(".")[0]')" = "${node_version%%.*}" ] || fail "run this with Node ${node_version%%.*}"
 abi=$(node -p 'process.versions.modules')
 version=$(node -p 'require(process.argv[1]).version' "$root/package.json")
-# Reproducible archives: file times from the last commit.
+# Reproducible archives (the same sums from the same commit): file times from the last commit.
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)}
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then (cd "$root" && npm run build --silent); fi
@@ -101,12 +101,16 @@ done
 
 sbom="$out/hookrelay-$version.cdx.json"
 (cd "$root" && npm sbom --package-lock-only --omit=dev --sbom-format cyclonedx --sbom-type application) > "$sbom"
-# npm sbom sees package-lock.json only: add the runtime the artifacts carry.
+# npm sbom sees package-lock.json only: add the runtime the artifacts carry. Its time and
+# serial number come from the commit and the contents, so that a rebuild gives the same sums.
 node -e '
-  const fs = require("fs"); const [file, version, ...archs] = process.argv.slice(1)
+  const fs = require("fs"); const crypto = require("crypto"); const [file, epoch, version, ...archs] = process.argv.slice(1)
   const bom = JSON.parse(fs.readFileSync(file, "utf8"))
   for (const a of archs) bom.components.push({ type: "platform", name: `node-linux-${a}`, version,
     "bom-ref": `node-linux-${a}@${version}`, purl: `pkg:npm/node-linux-${a}@${version}`,
     description: `the Node runtime in hookrelay-*-linux-${a}.tar.gz` })
-  fs.writeFileSync(file, JSON.stringify(bom, null, 2) + "\n")' "$sbom" "$node_version" "${archs[@]}"
+  bom.metadata.timestamp = new Date(Number(epoch) * 1000).toISOString()
+  const h = crypto.createHash("sha256").update(JSON.stringify(bom.components)).digest("hex")
+  bom.serialNumber = `urn:uuid:${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`
+  fs.writeFileSync(file, JSON.stringify(bom, null, 2) + "\n")' "$sbom" "$epoch" "$node_version" "${archs[@]}"
 (cd "$out" && sha256sum hookrelay-"$version"-*.tar.gz "hookrelay-$version.cdx.json" > SHA256SUMS && cat SHA256SUMS)
