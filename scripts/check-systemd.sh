@@ -24,7 +24,7 @@ fi
 
 echo "== directives the appliance relies on"
 for d in '^Type=exec$' '^DynamicUser=yes$' '^StateDirectory=hookrelay$' '^ExecStartPre=.* check-config ' \
-  '^Restart=on-failure$' '^RestartPreventExitStatus=78$' '^LimitNOFILE=' '^TimeoutStopSec=' '^LoadCredential=' \
+  '^ExecSearchPath=/opt/hookrelay/node/bin:' '^Restart=on-failure$' '^RestartPreventExitStatus=78$' '^LimitNOFILE=' '^TimeoutStopSec=' '^LoadCredential=' \
   '^ProtectSystem=strict$' '^NoNewPrivileges=yes$' '^CapabilityBoundingSet=$'; do
   grep -Eq "$d" "$unit" || { echo "FAIL: no line matching $d"; exit 1; }
 done

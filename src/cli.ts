@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { EX_CONFIG, RelayError } from './errors.js'
 import { loadConfig, type LoadOptions } from './config/load.js'
@@ -9,7 +10,11 @@ import { prepareDataDir } from './journal/data-dir.js'
 import { lockDataDir } from './journal/lock.js'
 import { sampleRunflowCallback } from './sample.js'
 
-const DEFAULT_CONFIG = 'config/hookrelay.yaml'
+/** The directory holding dist/, config/ and package.json: a checkout, an npm install or a release artifact. */
+const INSTALL_DIR = join(import.meta.dirname, '..')
+// The working directory's config first (a checkout, `npm start`), else the one shipped beside dist/
+// (a release artifact started from anywhere, e.g. through a symlink in /usr/local/bin).
+const DEFAULT_CONFIG = existsSync('config/hookrelay.yaml') ? 'config/hookrelay.yaml' : join(INSTALL_DIR, 'config', 'hookrelay.yaml')
 
 const HELP: Record<string, string> = {
   main: `hookrelay — verify, journal and relay signed webhooks
@@ -27,7 +32,7 @@ Commands:
   destinations   list, show, replay, pause or resume a relay's destinations
   forward        deliver a relay's events to a local HTTP handler through /v1/stream
 
-Run hookrelay <command> --help for its options.`,
+Run hookrelay <command> --help for its options; hookrelay --version prints the version.`,
   serve: `Usage: hookrelay serve [--config FILE]
 
 Runs the relay on FILE (default ${DEFAULT_CONFIG}). SIGTERM or SIGINT stops it
@@ -125,7 +130,7 @@ async function serve(args: string[]): Promise<void> {
   if (values.help) return out(HELP.serve!)
   const loaded = configOrExit(values.config, { serving: true })
   const { createLogger } = await import('./log.js')
-  const log = createLogger(loaded.log.level)
+  const log = createLogger(loaded.log.level, undefined, loaded.log.format)
   try {
     const { warning } = prepareDataDir(loaded.data_dir)
     if (warning !== undefined) log.warn({ data_dir: loaded.data_dir }, warning)
@@ -393,6 +398,11 @@ async function main(argv: string[]): Promise<void> {
       return destinations(rest)
     case 'forward':
       return forward(rest)
+    case '--version':
+    case '-v': {
+      const { version } = JSON.parse(readFileSync(join(INSTALL_DIR, 'package.json'), 'utf8')) as { version: string }
+      return out(`hookrelay ${version} (node ${process.version}, ${process.platform}-${process.arch})`)
+    }
     case undefined:
     case '--help':
     case '-h':

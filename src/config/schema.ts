@@ -38,6 +38,8 @@ export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks', 'hma
 /** The largest `max_body` any source may have. */
 export const MAX_BODY_CEILING = 64 * 1024 * 1024
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+/** auto: pretty when stdout is a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const
 
 const SOURCE_NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/
 const SUBSCRIBER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
@@ -210,7 +212,7 @@ export const configSpec = obj({
     limit_loopback: bool({ default: false }),
     trusted_proxies: list(str({ check: ipAddress }), { default: [] }),
   }),
-  log: obj({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
+  log: obj({ level: oneOf(LOG_LEVELS, { default: 'info' }), format: oneOf(LOG_FORMATS, { default: 'auto' }) }),
   shutdown: obj({ drain: duration({ default: '10s', min: 0 }) }),
   http: obj({
     body_timeout: duration({ default: '30s', min: '1s', max: '10m' }),
@@ -409,7 +411,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       limit_loopback: r.limit_loopback,
       trusted_proxies: r.trusted_proxies,
     },
-    log: { level: file.log.level },
+    log: { level: file.log.level, format: file.log.format },
     shutdown: { drain_ms: file.shutdown.drain },
     http: {
       body_timeout_ms: file.http.body_timeout,

@@ -118,7 +118,7 @@ export interface Config {
   journal: JournalConfig
   stream: StreamConfig
   rate_limit: RateLimitConfig
-  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' }
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'; format: 'auto' | 'json' | 'pretty' }
   shutdown: { drain_ms: number }
   http: HttpConfig
   /** `/metrics` wants `Authorization: Bearer <token>` when set; unset, it answers only on a loopback listener. */
