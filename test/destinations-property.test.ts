@@ -4,16 +4,8 @@ import t from 'tap'
 import type { AttemptRecord } from '../src/destinations/store.js'
 import { ingestDirect } from './helpers/relay.js'
 import { startDestinationRelay, startHandler, type Script } from './destinations-harness.js'
+import { prng } from './helpers/prng.js'
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 for (const seed of [7, 42, 2026]) {
   t.test(`random answers (seed ${seed}): attempts recorded, next attempt in the future, each event ends`, async (t) => {

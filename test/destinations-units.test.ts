@@ -2,17 +2,8 @@
 import t from 'tap'
 import { Circuit } from '../src/destinations/circuit.js'
 import { decide, parseRetryAfter, type AttemptResult, type RetryPolicy } from '../src/destinations/retry.js'
+import { prng } from './helpers/prng.js'
 
-/** A small seeded PRNG (mulberry32), so a failing case can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function randomResult(r: () => number): AttemptResult {
   const p = r()

@@ -10,6 +10,7 @@ import type { Config, SchemeName, SourceConfig } from './types.js'
 import {
   bool,
   duration,
+  httpUrlOf,
   list,
   mapOf,
   num,
@@ -71,15 +72,7 @@ function consolePath(p: string): void {
 }
 
 function httpUrl(s: string): void {
-  let url: URL | undefined
-  try {
-    url = new URL(s)
-  } catch {
-    url = undefined
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new Error(`"${s}" is not an http(s) URL; write it like http://127.0.0.1:9000`)
-  }
+  httpUrlOf(s, 'http://127.0.0.1:9000')
 }
 
 /** S3 bucket naming rules (the general-purpose bucket subset every S3 implementation accepts). */

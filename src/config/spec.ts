@@ -392,3 +392,20 @@ function rangeText(min: number | undefined, max: number | undefined, format: (n:
   if (max !== undefined) return ` of at most ${format(max)}`
   return ''
 }
+
+/**
+ * Parses an http(s) URL for a string check; throws "what is wrong; what to do"
+ * with `example` as the way to write it.
+ */
+export function httpUrlOf(s: string, example: string): URL {
+  let url: URL | undefined
+  try {
+    url = new URL(s)
+  } catch {
+    url = undefined
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new Error(`"${s}" is not an http(s) URL; write it like ${example}`)
+  }
+  return url
+}

@@ -5,7 +5,7 @@
  */
 import { isMap, isScalar } from 'yaml'
 import type { ConfigFile } from '../config/schema.js'
-import { duration, list, mapOf, num, obj, oneOf, secret, str, type Spec } from '../config/spec.js'
+import { duration, httpUrlOf, list, mapOf, num, obj, oneOf, secret, str, type Spec } from '../config/spec.js'
 import type { DestinationConfig, DestinationSigning } from '../config/types.js'
 import { describeNode, INVALID, offsetOfNode, type Walk } from '../config/walk.js'
 import { MAX_GLOB_LENGTH } from '../fanout/event-glob.js'
@@ -18,15 +18,7 @@ const RELAY_HEADERS = ['host', 'content-length', 'transfer-encoding', 'connectio
 const SIGNING_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature']
 
 function destinationUrl(s: string): void {
-  let url: URL | undefined
-  try {
-    url = new URL(s)
-  } catch {
-    url = undefined
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new Error(`"${s}" is not an http(s) URL; write it like http://127.0.0.1:3000/webhook/runflow`)
-  }
+  const url = httpUrlOf(s, 'http://127.0.0.1:3000/webhook/runflow')
   if (url.username !== '' || url.password !== '') {
     throw new Error('holds credentials; put them in headers (e.g. authorization) instead of the URL')
   }
