@@ -255,15 +255,23 @@ export function urlWithoutQuery(url: string): string {
   return q < 0 ? url : url.slice(0, q)
 }
 
-/** When the next attempt goes, relative to `now` (epoch ms). */
-export function nextAttemptText(at: number | null, now: number): string {
+/**
+ * When the next attempt goes: relative while it is ahead of `now` (epoch ms),
+ * else the time it was planned for (by now it has been made, or is about to be).
+ */
+export function nextAttemptText(at: number | null, now: number, clock: (ms: number) => string): string {
   if (at === null) return '—'
   const s = (at - now) / 1000
-  if (s <= 0) return 'due now'
+  if (s <= 0) return clock(at)
   if (s < 10) return `in ${s.toFixed(1)} s`
   if (s < 120) return `in ${Math.round(s)} s`
   if (s < 7200) return `in ${Math.round(s / 60)} min`
   return `in ${Math.round(s / 3600)} h`
+}
+
+/** An attempt's latency: tenths below 10 ms, whole ms above. */
+export function latencyText(ms: number): string {
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`
 }
 
 /** A replay-from seq typed by hand: a whole number of at least 1, else null. */

@@ -1,7 +1,7 @@
 // Appears in the menu only on relays that answer GET /v1/destinations.
 import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, type Session } from '../api.js'
-import { destinationState, nextAttemptText, replaySeq, urlWithoutQuery, type DestinationRow } from '../logic.js'
+import { destinationState, latencyText, nextAttemptText, replaySeq, urlWithoutQuery, type DestinationRow } from '../logic.js'
 import { enc, Failed, html } from '../ui.js'
 
 interface Attempt {
@@ -160,7 +160,7 @@ function One({ token, session, name }: { token: string; session: Session; name: 
                     <button type="button" class="danger" ref=${confirmButton} onClick=${() => void run(confirm)}>Confirm</button>${' '}
                     <button type="button" onClick=${() => setConfirm(null)}>Cancel</button></p>`
                 : null}`
-            : html`<p class="help">Replay, pause and resume need an operator’s token.</p>`}
+            : html`<p class="help actions">Replay, pause and resume need an operator’s token.</p>`}
           <p class="notice" role="status">${message}</p>
           <h3>Recent attempts</h3>
           ${d.recent_attempts.length === 0
@@ -171,7 +171,7 @@ function One({ token, session, name }: { token: string; session: Session; name: 
                 <tbody>${d.recent_attempts.map(
                   (a) => html`<tr data-seq=${a.seq} data-attempt=${a.attempt}>
                     <td>${clock(a.at)}</td><td><a href=${`#/event/${a.seq}`}>#${a.seq}</a></td><td>${a.attempt}</td><td>${a.status ?? '—'}</td>
-                    <td>${a.latency_ms} ms</td><td>${a.error ?? ''}</td><td class=${`outcome o-${a.outcome}`}>${a.outcome}</td><td>${nextAttemptText(a.next_at, now)}</td>
+                    <td>${latencyText(a.latency_ms)}</td><td>${a.error ?? ''}</td><td class=${`outcome o-${a.outcome}`}>${a.outcome}</td><td>${nextAttemptText(a.next_at, now, clock)}</td>
                   </tr>`,
                 )}</tbody>
               </table></div>`}
