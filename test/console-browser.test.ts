@@ -10,12 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { consoleExtension } from '../src/console/extension.js'
-import type { Extension } from '../src/extension.js'
-import { sendJson } from '../src/http/respond.js'
 import { fanoutExtension } from '../src/fanout/hub.js'
 import { signGithub } from '../src/verify/sign.js'
 import { post, postRunflow, startTestRelay, TOKEN, TOKEN_GH } from './helpers/relay.js'
 import { connect } from './helpers/ws-conn.js'
+import { nextAttempt, OPERATOR_TOKEN, READER_TOKEN, startDestinationRelay, startHandler } from './destinations-harness.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ROOT = join(import.meta.dirname, '..')
@@ -291,29 +290,115 @@ t.test('a wrong token gets a clear message; a token limited to one source sees o
   t.equal(await page.evaluate(() => (globalThis as any).sessionStorage.length), 0)
 })
 
-t.test('the destinations view appears only on a relay that answers GET /v1/destinations', async (t) => {
-  // Stands in for the destinations API (not part of this relay yet): the page must pick it up by itself.
-  const destinations: Extension = (host) => {
-    host.route('GET', '/v1/destinations', (_req, res) =>
-      sendJson(res, 200, JSON.stringify({ destinations: [{ name: 'billing', lag: 3, circuit: 'closed' }] })),
-    )
-    return { name: 'destinations-stand-in', close() {} }
-  }
+t.test('destinations: attempts and a dead letter, replayed by an operator; a reader sees no actions', async (t) => {
+  // Refuses at first: three attempts (the schedule has two steps), then a dead letter.
+  const h = await startHandler(t, () => ({ status: 500 }))
+  const dest = `destinations:
+  app:
+    url: ${h.url}?key=hidden-credential
+    sources: [runflow]
+    retry: { schedule: [50ms, 50ms], jitter: 0, max_age: 1m }
+`
+  const { base, worker } = await startDestinationRelay(t, dest, { extensions: extensions() })
   const plain = await startTestRelay(t, { relay: { extensions: extensions() } })
-  const withApi = await startTestRelay(t, { relay: { extensions: [...extensions(), destinations] } })
+  const dead = nextAttempt(worker(), (a) => a.outcome === 'dead')
+  t.equal((await postRunflow(base, callback('run-dest'))).status, 200)
+  t.equal((await dead).seq, 1, 'seq 1 dead-lettered')
   const ctx = await browser(t)
   const page = await ctx.newPage()
   watch(t, page)
 
+  // A relay without destinations has no menu entry for them.
   await signIn(page, plain.base, TOKEN)
   await page.getByRole('status').filter({ hasText: 'Live' }).waitFor()
   await page.getByRole('link', { name: 'Stats' }).waitFor()
   t.equal(await page.getByRole('link', { name: 'Destinations' }).count(), 0, 'no menu entry while the API answers 404')
+  await page.getByRole('button', { name: 'Sign out' }).click()
 
-  await signIn(page, withApi.base, TOKEN)
+  await signIn(page, base, OPERATOR_TOKEN)
   await page.getByRole('link', { name: 'Destinations' }).click()
-  await page.getByRole('cell', { name: 'billing' }).waitFor()
-  t.same(await page.locator('table thead th').allTextContents(), ['name', 'lag', 'circuit'])
+  const row = page.locator('tr[data-destination="app"]')
+  await row.waitFor()
+  t.same(await row.locator('td').allTextContents(), [`${h.url}`, 'delivering', '0', '1'], 'url without its query, state, lag, dead letters')
+  t.equal(await page.getByText('hidden-credential').count(), 0, 'the query is not shown')
+  await shot(page, '15-destinations')
+
+  await row.getByRole('link', { name: 'app' }).click()
+  await page.getByRole('heading', { name: 'Destination app' }).waitFor()
+  const attempts = page.locator('table.attempts tbody tr')
+  await attempts.nth(2).waitFor()
+  // Cells: time, seq, attempt, status, latency, error, outcome, next attempt.
+  const cells = await attempts.evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent ?? '')))
+  t.same(
+    cells.map((c) => [c[1], c[2], c[3], c[5], c[6]]),
+    [
+      ['#1', '3', '500', 'status 500', 'dead'],
+      ['#1', '2', '500', 'status 500', 'retry'],
+      ['#1', '1', '500', 'status 500', 'retry'],
+    ],
+    'three attempts, newest first, each refused with 500',
+  )
+  t.equal(cells[0]![7], '—', 'no next attempt after the last')
+  t.match(await attempts.locator('td:nth-of-type(5)').allTextContents(), Array(3).fill(/^\d+(\.\d)? ms$/), 'latency in ms')
+  t.match(await attempts.nth(2).locator('td').nth(7).textContent(), /^\d{1,2}:\d\d:\d\d$/, 'a retried attempt names the time of its next one, which has passed')
+  const deadRow = page.locator('table.dead tr[data-seq="1"]')
+  await deadRow.waitFor()
+  const deadCells = await deadRow.locator('td').allTextContents()
+  t.same([deadCells[0], deadCells[1], deadCells[3]], ['runflow run.completed', 'run-dest', '3'], 'event, key and its three attempts')
+  t.match(deadCells[4], /^3 attempts, the retry schedule's end \(last: status 500\)$/, 'why it was given up')
+  await shot(page, '16-destination-dead-letter')
+
+  // The handler accepts now; Replay dead letters, by keyboard: Enter, then Enter on Confirm (focus moves to it).
+  h.script = () => ({ status: 200 })
+  const got = h.next()
+  await page.getByRole('button', { name: 'Replay dead letters' }).focus()
+  await page.keyboard.press('Enter')
+  await page.getByText('Send the 1 dead letter of app again?').waitFor()
+  await page.waitForFunction(() => (globalThis as any).document.activeElement?.textContent === 'Confirm', undefined, { timeout: WAIT })
+  await shot(page, '17-destination-confirm')
+  await page.keyboard.press('Enter')
+  t.equal((await got).body.toString(), callback('run-dest'), 'the handler received the dead letter, byte for byte')
+  await page.getByText('Queued the dead letters for delivery.').waitFor()
+  await page.getByText('No dead letters.').waitFor()
+  await page.locator('table.attempts tbody tr[data-attempt="4"] td.o-delivered').waitFor()
+  t.same(await attempts.nth(0).locator('td').nth(3).textContent(), '200', 'the newest attempt is the delivery')
+  await shot(page, '18-destination-replayed')
+
+  // Replay from a seq, then Pause and Resume, each confirmed.
+  const again = h.next()
+  await page.getByLabel('From seq').fill('1')
+  await page.getByRole('button', { name: 'Replay from seq' }).click()
+  await page.getByText('Send #1 and every event after it to app again?', { exact: false }).waitFor()
+  await page.getByRole('button', { name: 'Confirm' }).click()
+  t.equal((await again).headers['hookrelay-seq'], '1', 'seq 1 sent again')
+  await page.getByText('Delivering again from #1.').waitFor()
+  await page.getByRole('button', { name: 'Pause' }).click()
+  await page.getByRole('button', { name: 'Cancel' }).click()
+  t.equal(worker().summary().paused, false, 'cancel leaves it delivering')
+  await page.getByRole('button', { name: 'Pause' }).click()
+  await page.getByRole('button', { name: 'Confirm' }).click()
+  await page.getByText('paused (operator)').waitFor()
+  t.equal(worker().summary().paused, true, 'paused on the relay')
+  await page.getByRole('button', { name: 'Resume' }).click()
+  await page.getByRole('button', { name: 'Confirm' }).click()
+  await page.locator('dd .d-delivering').waitFor()
+  t.equal(worker().summary().paused, false, 'resumed on the relay')
+
+  // A reader's token reads the same view without any action.
+  const reader = await ctx.newPage()
+  watch(t, reader)
+  await signIn(reader, base, READER_TOKEN)
+  await reader.getByRole('status').filter({ hasText: 'Live' }).waitFor()
+  await reader.goto(`${base}/console#/destinations/app`)
+  await reader.getByRole('heading', { name: 'Destination app' }).waitFor()
+  await reader.locator('table.attempts tbody tr').first().waitFor()
+  await reader.getByText('Replay, pause and resume need an operator’s token.').waitFor()
+  t.equal(await reader.getByRole('button', { name: /Replay|Pause|Resume|Confirm/ }).count(), 0, 'no action buttons for a reader')
+  await shot(reader, '19-destination-reader')
+  await reader.setViewportSize({ width: 390, height: 844 })
+  await reader.locator('table.attempts tbody tr').first().waitFor()
+  t.ok(await reader.evaluate(() => (globalThis as any).document.documentElement.scrollWidth <= (globalThis as any).innerWidth), 'fits at 390 px')
+  await shot(reader, '20-phone-destination')
 })
 
 t.test('run lookup shows each mirror object with its state and error', async (t) => {

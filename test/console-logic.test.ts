@@ -1,6 +1,6 @@
 // The console's view logic that needs no browser (web/src/logic.ts).
 import t from 'tap'
-import { lineDiff, parseRoute, matcher, NO_FILTER, pretty, reconnectDelay, sideBySide, statsDelta, TailBook, type TailEvent } from '../web/src/logic.js'
+import { destinationState, latencyText, lineDiff, nextAttemptText, parseRoute, replaySeq, urlWithoutQuery, matcher, NO_FILTER, pretty, reconnectDelay, sideBySide, statsDelta, TailBook, type TailEvent } from '../web/src/logic.js'
 
 function ev(seq: number, over: Partial<TailEvent> = {}): TailEvent {
   return { seq, source: 'runflow', event: 'run.completed', key: `run-${seq}`, revision: 1, received_at: '2026-01-01T00:00:00.000Z', body: {}, ...over }
@@ -95,5 +95,30 @@ t.test('routes: each view has a URL hash; anything else is the tail', async (t) 
   t.same(parseRoute('#/runs/runflow/a%2Fb'), { view: 'runs', source: 'runflow', id: 'a/b' })
   t.same(parseRoute('#/runs/runflow/100%'), { view: 'runs', source: 'runflow', id: '100%' }, 'a stray % does not throw')
   t.same(parseRoute('#/consumers'), { view: 'consumers' })
+  t.same(parseRoute('#/destinations'), { view: 'destinations' })
+  t.same(parseRoute('#/destinations/'), { view: 'destinations' }, 'a trailing slash is the list')
+  t.same(parseRoute('#/destinations/billing%20app'), { view: 'destinations', name: 'billing app' })
   t.same(parseRoute('#/nowhere'), { view: 'tail' })
+})
+
+t.test('destinations: one state, a pause first, the circuit only while delivering', async (t) => {
+  t.same(destinationState({ paused: false, paused_reason: null, circuit: 'closed' }), { kind: 'delivering', text: 'delivering' })
+  t.same(destinationState({ paused: false, paused_reason: null, circuit: 'open' }), { kind: 'open', text: 'circuit open' })
+  t.same(destinationState({ paused: false, paused_reason: null, circuit: 'half-open' }), { kind: 'open', text: 'circuit half-open (probing)' })
+  t.same(destinationState({ paused: true, paused_reason: 'gone (410)', circuit: 'open' }), { kind: 'paused', text: 'paused (gone (410))' }, 'paused outranks an open circuit')
+  t.same(destinationState({ paused: true, paused_reason: null, circuit: 'closed' }), { kind: 'paused', text: 'paused' })
+})
+
+t.test('destinations: the url without its masked query, next attempt relative to now (a past one by its time), latency, the replay seq', async (t) => {
+  t.equal(urlWithoutQuery('http://127.0.0.1:3000/webhook/runflow?…'), 'http://127.0.0.1:3000/webhook/runflow')
+  t.equal(urlWithoutQuery('https://app.example/hook#x'), 'https://app.example/hook')
+  t.equal(urlWithoutQuery('https://app.example/hook'), 'https://app.example/hook')
+  const now = 1_000_000
+  t.same(
+    [null, now - 5, now, now + 1234, now + 45_000, now + 30 * 60_000, now + 6 * 3_600_000].map((at) => nextAttemptText(at, now, (ms) => `at ${ms}`)),
+    ['—', `at ${now - 5}`, `at ${now}`, 'in 1.2 s', 'in 45 s', 'in 30 min', 'in 6 h'],
+  )
+  t.same([0.04, 1.66, 9.94, 28.7, 1234.5].map(latencyText), ['0.0 ms', '1.7 ms', '9.9 ms', '29 ms', '1235 ms'], 'latency: tenths only while small')
+  t.equal(replaySeq(' 42 '), 42)
+  t.same(['0', '-1', '1.5', '', 'x', '1e3', '9'.repeat(16)].map(replaySeq), [null, null, null, null, null, null, null], 'only whole seqs of at least 1')
 })

@@ -79,7 +79,7 @@ function Shell({ token, session, onSignOut }: { token: string; session: Session;
       body = html`<${StatsView} token=${token} />`
       break
     case 'destinations':
-      body = destinations ? html`<${Destinations} token=${token} />` : html`<p>This relay has no destinations.</p>`
+      body = destinations ? html`<${Destinations} token=${token} session=${session} name=${route.name} />` : html`<p>This relay has no destinations.</p>`
       break
   }
   const s = stream.status

@@ -1,6 +1,6 @@
 /**
  * The console's view logic that needs no browser: filters, the line diff of
- * two revisions, and the tail's resume bookkeeping. Unit-tested in
+ * two revisions, the tail's resume bookkeeping, and how destinations read. Unit-tested in
  * test/console-logic.test.ts.
  */
 import { eventMatcher } from '../../src/fanout/event-glob.js'
@@ -199,7 +199,7 @@ export type Route =
   | { view: 'runs'; source?: string; id?: string }
   | { view: 'consumers' }
   | { view: 'stats' }
-  | { view: 'destinations' }
+  | { view: 'destinations'; name?: string }
 
 /** A hand-typed `%` that is not an escape stays as it is instead of breaking the page. */
 function decodePart(p: string): string {
@@ -217,11 +217,65 @@ export function parseRoute(hash: string): Route {
       return /^\d+$/.test(parts[1] ?? '') ? { view: 'event', seq: Number(parts[1]) } : { view: 'tail' }
     case 'runs':
       return parts.length >= 3 ? { view: 'runs', source: parts[1], id: parts.slice(2).join('/') } : { view: 'runs' }
+    case 'destinations':
+      return parts[1] ? { view: 'destinations', name: parts[1] } : { view: 'destinations' }
     case 'consumers':
     case 'stats':
-    case 'destinations':
       return { view: parts[0] }
     default:
       return { view: 'tail' }
   }
+}
+
+/** What the destinations view reads of `GET /v1/destinations` (the API sends more). */
+export interface DestinationRow {
+  name: string
+  url: string
+  paused: boolean
+  paused_reason: string | null
+  circuit: 'closed' | 'open' | 'half-open'
+  cursor: number
+  head: number
+  lag: number
+  in_flight: number
+  dead_letters: number
+}
+
+/** One word for what a destination is doing: a pause outranks the circuit, which only matters while delivering. */
+export function destinationState(d: Pick<DestinationRow, 'paused' | 'paused_reason' | 'circuit'>): { kind: 'paused' | 'open' | 'delivering'; text: string } {
+  if (d.paused) return { kind: 'paused', text: d.paused_reason ? `paused (${d.paused_reason})` : 'paused' }
+  if (d.circuit === 'open') return { kind: 'open', text: 'circuit open' }
+  if (d.circuit === 'half-open') return { kind: 'open', text: 'circuit half-open (probing)' }
+  return { kind: 'delivering', text: 'delivering' }
+}
+
+/** The URL up to its query: the relay already masks the query (it may hold a credential) as `?…`. */
+export function urlWithoutQuery(url: string): string {
+  const q = url.search(/[?#]/)
+  return q < 0 ? url : url.slice(0, q)
+}
+
+/**
+ * When the next attempt goes: relative while it is ahead of `now` (epoch ms),
+ * else the time it was planned for (by now it has been made, or is about to be).
+ */
+export function nextAttemptText(at: number | null, now: number, clock: (ms: number) => string): string {
+  if (at === null) return '—'
+  const s = (at - now) / 1000
+  if (s <= 0) return clock(at)
+  if (s < 10) return `in ${s.toFixed(1)} s`
+  if (s < 120) return `in ${Math.round(s)} s`
+  if (s < 7200) return `in ${Math.round(s / 60)} min`
+  return `in ${Math.round(s / 3600)} h`
+}
+
+/** An attempt's latency: tenths below 10 ms, whole ms above. */
+export function latencyText(ms: number): string {
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`
+}
+
+/** A replay-from seq typed by hand: a whole number of at least 1, else null. */
+export function replaySeq(text: string): number | null {
+  const t = text.trim()
+  return /^\d{1,15}$/.test(t) && Number(t) >= 1 ? Number(t) : null
 }
