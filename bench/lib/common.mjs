@@ -140,7 +140,7 @@ function get(port, path) {
 
 /**
  * Starts a server process and waits until GET /readyz answers 200.
- * kind: 'bare' | 'express' | 'hookrelay'. Returns { pid, port, readyMs, stop() }.
+ * kind: 'bare' | 'bare-node' | 'express' | 'hookrelay'. Returns { pid, port, readyMs, stop() }.
  */
 export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, configExtra = '', dist = join(ROOT, 'dist') } = {}) {
   port ??= await freePort()
@@ -151,6 +151,8 @@ export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, co
     args = [...nodeArgs, join(dist, 'cli.js'), 'serve', '--config', file]
   } else if (kind === 'bare') {
     args = [...nodeArgs, join(BENCH, 'servers/bare-uws.mjs'), String(port)]
+  } else if (kind === 'bare-node') {
+    args = [...nodeArgs, join(BENCH, 'servers/bare-node.mjs'), String(port)]
   } else if (kind === 'express') {
     dir ??= tempDir('express')
     args = [...nodeArgs, join(BENCH, 'servers/express-sqlite.mjs'), String(port), join(dir, 'runs.sqlite')]
