@@ -105,7 +105,7 @@ async function relayDelivery(sink, concurrency, bodies) {
     concurrency: ${concurrency}
     retry: { schedule: [100ms, 1s], max_age: 1h }
 `
-  const relay = await startServer('hookrelay', { configExtra: extra })
+  const relay = await startServer('hookrelay', { configExtra: extra, role: 'operator' })
   try {
     await api(relay.port, 'POST', '/v1/destinations/bench/pause')
     await pool(bodies.length, 32, (i) => post(relay.port, bodies[i]))

@@ -99,7 +99,8 @@ export async function writePool(file, n, size = 1024) {
   return file
 }
 
-export function writeRelayConfig(dir, port, extra = '') {
+/** `role` only for builds that know the key (ab.mjs runs older ones). */
+export function writeRelayConfig(dir, port, extra = '', role = undefined) {
   const dataDir = join(dir, 'data')
   const file = join(dir, 'hookrelay.yaml')
   writeFileSync(
@@ -114,8 +115,7 @@ sources:
 subscribers:
   - name: bench
     token: ${TOKEN}
-    sources: ["*"]
-    role: operator
+    sources: ["*"]${role ? `\n    role: ${role}` : ''}
 mirror:
   enabled: false
 log: { level: warn }
@@ -142,12 +142,12 @@ function get(port, path) {
  * Starts a server process and waits until GET /readyz answers 200.
  * kind: 'bare' | 'bare-node' | 'express' | 'hookrelay'. Returns { pid, port, readyMs, stop() }.
  */
-export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, configExtra = '', dist = join(ROOT, 'dist') } = {}) {
+export async function startServer(kind, { port, dir, nodeArgs = [], env = {}, configExtra = '', role, dist = join(ROOT, 'dist') } = {}) {
   port ??= await freePort()
   let args
   if (kind === 'hookrelay') {
     dir ??= tempDir('relay')
-    const { file } = writeRelayConfig(dir, port, configExtra)
+    const { file } = writeRelayConfig(dir, port, configExtra, role)
     args = [...nodeArgs, join(dist, 'cli.js'), 'serve', '--config', file]
   } else if (kind === 'bare') {
     args = [...nodeArgs, join(BENCH, 'servers/bare-uws.mjs'), String(port)]
