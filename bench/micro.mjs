@@ -3,7 +3,7 @@
 import { createHash, createHmac, hash } from 'node:crypto'
 import { Histogram, Registry } from 'prom-client'
 import { makeBody, sign, SECRET } from './lib/common.mjs'
-const { Journal } = await import('../dist/journal/journal.js')
+const { LmdbJournal } = await import('../dist/journal/lmdb-journal.js')
 const body = Buffer.from(makeBody(1).body)
 const N = 200000
 function t(name, f) { for (let i=0;i<20000;i++) f(i); const t0=performance.now(); for (let i=0;i<N;i++) f(i); console.log(name.padEnd(40), ((performance.now()-t0)*1000/N).toFixed(2), 'µs') }
@@ -19,7 +19,7 @@ t('cached child.observe', () => c.observe(0.002))
 t('new Date(ms).toISOString()', (i) => new Date(1764227000000 + i).toISOString())
 const { mkdtempSync, rmSync } = await import('node:fs')
 const dir = mkdtempSync('/work/.micro-')
-const j = await Journal.open({ dir, mapSize: 1 << 30, minFree: 0 })
+const j = await LmdbJournal.open({ dir, mapSize: 1 << 30, minFree: 0 })
 const stats = () => j.usedBytes
 const env = j
 let k = 0
@@ -31,7 +31,7 @@ const dir2 = mkdtempSync('/work/.micro-'); const e = open({ path: dir2 + '/x.mdb
 t('getStats() on env + 4 dbs (refreshUsage)', () => { e.getStats(); for (const d of dbs) d.getStats() })
 await e.close(); rmSync(dir2, { recursive: true })
 
-// Journal#flush wraps each entry in env.childTransaction (a bad entry fails alone):
+// GroupCommit (src/journal/group-commit.ts) wraps each entry in env.childTransaction (a bad entry fails alone):
 // cost of that nesting, per entry, in batches of 32 entries of 1 KB (events + runs puts).
 {
   const dir3 = mkdtempSync('/work/.micro-')

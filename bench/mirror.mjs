@@ -313,23 +313,46 @@ function callback(runId, urls) {
 function allMirrored(relay, ids) {
   const left = new Set(ids)
   return new Promise((resolve, reject) => {
-    const check = () => {
+    let checking = false
+    let again = false
+    const check = async () => {
       for (const id of left) {
-        const row = relay.journal.getRun('runflow', id)
-        if (!row || row.mirror.objects.length === 0) continue
-        const failed = row.mirror.objects.find((o) => o.state === 'failed')
+        const row = await relay.journal.getRun('runflow', id)
+        const objects = row?.parts.mirror?.objects ?? []
+        if (objects.length === 0) continue
+        const failed = objects.find((o) => o.state === 'failed')
         if (failed) {
-          reject(new Error(`mirror failed for ${id} #${failed.index}: ${failed.reason}`))
+          reject(new Error(`mirror failed for ${id} #${failed.index}: ${failed.reason?.code} ${failed.reason?.message}`))
           return true
         }
-        if (row.mirror.objects.every((o) => o.state === 'completed')) left.delete(id)
+        if (objects.every((o) => o.state === 'completed')) left.delete(id)
       }
       if (left.size === 0) resolve()
       return left.size === 0
     }
-    const off = relay.journal.onCommit(() => {
-      if (check()) off()
-    })
+    // One check at a time (reads are async); a commit during one asks for another.
+    const run = () => {
+      if (checking) {
+        again = true
+        return
+      }
+      checking = true
+      check().then(
+        (done) => {
+          checking = false
+          if (done) off()
+          else if (again) {
+            again = false
+            run()
+          }
+        },
+        (err) => {
+          off()
+          reject(err)
+        },
+      )
+    }
+    const off = relay.journal.onCommit(run)
   })
 }
 

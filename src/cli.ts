@@ -329,7 +329,7 @@ async function backup(args: string[]): Promise<void> {
   if (dest === undefined) fail(`name a destination directory\n\n${HELP.backup}`, 64)
   const { join, resolve } = await import('node:path')
   const dataDir = values['data-dir'] !== undefined ? resolve(values['data-dir']) : configOrExit(values.config).data_dir
-  const { backupJournal } = await import('./journal/journal.js')
+  const { backupJournal } = await import('./journal/backup.js')
   const { chmodSync, copyFileSync, existsSync } = await import('node:fs')
   const { generatedSecretsPath, GENERATED_SECRETS_FILE } = await import('./config/generated.js')
   const destDir = resolve(dest)

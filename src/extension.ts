@@ -16,13 +16,13 @@ import type { Config } from './config/types.js'
 import type { Principal } from './http/auth.js'
 import type { RouteHandler } from './http/front.js'
 import type { WebSocketBehavior } from './http/uws.js'
-import type { Journal } from './journal/journal.js'
+import type { JournalPort } from './journal/port.js'
 import type { Logger } from './log.js'
 
 /** What an extension may use of the relay. */
 export interface RelayHost {
   /** The journal: the single source of truth. */
-  readonly journal: Journal
+  readonly journal: JournalPort
   readonly log: Logger
   /** Prometheus registry; an extension registers its own metrics in it. */
   readonly registry: Registry

@@ -1,5 +1,5 @@
 import type { Config } from './config/types.js'
-import { Journal } from './journal/journal.js'
+import { LmdbJournal } from './journal/lmdb-journal.js'
 import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
@@ -59,7 +59,7 @@ export interface ReloadSummary {
  *   await relay.close()
  */
 export class Relay {
-  readonly journal: Journal
+  readonly journal: LmdbJournal
   readonly metrics: Metrics
   readonly log: Logger
   /** The uWS app that serves WebSocket routes, behind the HTTP front (see http/stream-bridge.ts). */
@@ -83,7 +83,7 @@ export class Relay {
   #components: Component[] = []
   #reloadListeners: Array<() => void> = []
 
-  private constructor(config: Config, journal: Journal, metrics: Metrics, log: Logger, opts: RelayOptions) {
+  private constructor(config: Config, journal: LmdbJournal, metrics: Metrics, log: Logger, opts: RelayOptions) {
     this.#config = config
     this.journal = journal
     this.metrics = metrics
@@ -115,7 +115,7 @@ export class Relay {
     const log = opts.logger ?? createLogger(config.log.level)
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics !== false })
     metrics.ready.set(0)
-    const journal = await Journal.open({
+    const journal = await LmdbJournal.open({
       dir: config.data_dir,
       mapSize: config.journal.map_size,
       minFree: config.journal.min_free,

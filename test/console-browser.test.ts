@@ -15,6 +15,7 @@ import { signGithub } from '../src/verify/sign.js'
 import { post, postRunflow, startTestRelay, TOKEN, TOKEN_GH } from './helpers/relay.js'
 import { connect } from './helpers/ws-conn.js'
 import { nextAttempt, OPERATOR_TOKEN, READER_TOKEN, startDestinationRelay, startHandler } from './destinations-harness.js'
+import { setMirror } from '../src/mirror/run-part.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ROOT = join(import.meta.dirname, '..')
@@ -414,13 +415,13 @@ t.test('run lookup shows each mirror object with its state and error', async (t)
     receivedAt: Date.now(),
     json: JSON.parse(body),
     updateRow: (row) => {
-      row.mirror = {
+      setMirror(row, {
         state: 'failed',
         objects: [
           { index: 0, url: 'https://storage.example/outputs/run-m/image-0.png', state: 'completed', bucket: 'outputs', key: 'runflow/run-m/0.png', size: 2048, sha256: 'ab'.repeat(32), content_type: 'image/png' },
           { index: 1, url: 'https://storage.example/outputs/run-m/image-1.png', state: 'failed', reason: { code: 'HOOKRELAY_MIRROR_ORIGIN_STATUS', message: 'the origin answered 403' } },
         ],
-      }
+      })
     },
   })
   const ctx = await browser(t)

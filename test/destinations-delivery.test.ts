@@ -78,7 +78,7 @@ t.test('concurrency 1: in journal order under failures (first two attempts of ea
   for (let i = 0; i < N; i += 100) {
     await Promise.all(Array.from({ length: 100 }, (_, j) => ingestDirect(relay, `run-${String(i + j).padStart(4, '0')}`)))
   }
-  const journalOrder = relay.journal.read(0, N).map((e) => e.key)
+  const journalOrder = (await relay.journal.read(0, N)).map((e) => e.key)
   await all
   t.same(delivered, journalOrder, 'delivered exactly in journal order')
   t.ok([...tries.values()].every((n) => n === 3), 'three requests each: two failures, one delivery')

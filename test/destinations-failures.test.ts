@@ -30,7 +30,7 @@ t.test('down for the whole schedule: dead letter and a delivery.failed entry; re
   t.equal(a.attempt, 3, 'first attempt and one per schedule step')
   t.equal(h.received.length, 3)
   await relay.journal.idle()
-  const failed = relay.journal.read(1, 10).find((e) => e.event === 'delivery.failed')
+  const failed = (await relay.journal.read(1, 10)).find((e) => e.event === 'delivery.failed')
   t.ok(failed, 'a delivery.failed entry in the journal')
   t.match(JSON.parse(failed!.body.toString()), { destination: 'app', seq: 1, source: 'runflow', event: 'run.completed', key: 'doomed', attempts: 3 })
   t.equal(failed!.key, 'doomed')

@@ -57,6 +57,6 @@ for (const seed of [7, 42, 2026]) {
     t.ok([...perSeq.values()].every((ns) => ns.length <= 5 + records.filter((a) => a.outcome === 'paused').length), 'at most the schedule plus one (and the paused ones)')
     const dead = [...final.values()].filter((o) => o === 'dead').length
     t.equal((await worker().deadLetters()).length, dead, 'the dead-letter list holds the dead ones')
-    t.equal(relay.journal.read(0, 10_000).filter((e) => e.event === 'delivery.failed').length, dead, 'one delivery.failed entry each')
+    t.equal((await relay.journal.read(0, 10_000)).filter((e) => e.event === 'delivery.failed').length, dead, 'one delivery.failed entry each')
   })
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { Journal } from '../src/journal/journal.js'
+import { LmdbJournal } from '../src/journal/lmdb-journal.js'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import { postRunflow, testConfigYaml, get } from './helpers/relay.js'
 import { buildSlowSync, spawnRelay, writeConfig } from './helpers/spawn.js'
@@ -59,10 +59,10 @@ t.test('an fsync I/O error is fail-stop: 503 from then on, /readyz 503, nothing 
   t.equal((await get(`${relay.base}/readyz`)).status, 503)
   relay.child.kill('SIGKILL')
   await relay.exited
-  const j = await Journal.open({ dir: join(dir, 'data'), mapSize: 64 * 1024 * 1024, minFree: 0 })
+  const j = await LmdbJournal.open({ dir: join(dir, 'data'), mapSize: 64 * 1024 * 1024, minFree: 0 })
   t.teardown(() => j.close())
   t.equal(j.head, 1, 'only the acknowledged callback is in the journal')
-  t.equal(j.get(1)?.body.toString(), ok)
+  t.equal((await j.get(1))?.body.toString(), ok)
 })
 
 t.test('SIGKILL mid-load, three times: every acknowledged run_id is there, seqs gapless', async (t) => {
@@ -95,9 +95,9 @@ t.test('SIGKILL mid-load, three times: every acknowledged run_id is there, seqs 
     await relay.exited
   }
   t.ok(acked.size > 100, `${acked.size} callbacks acknowledged across three kills`)
-  const j = await Journal.open({ dir: join(dir, 'data'), mapSize: 4 * 1024 ** 3, minFree: 0 })
+  const j = await LmdbJournal.open({ dir: join(dir, 'data'), mapSize: 4 * 1024 ** 3, minFree: 0 })
   t.teardown(() => j.close())
-  const all = j.read(0, 1_000_000)
+  const all = await j.read(0, 1_000_000)
   t.same(
     all.map((e) => e.seq),
     Array.from({ length: all.length }, (_, i) => i + 1),

@@ -82,9 +82,9 @@ t.test('a durable consumer belongs to its subscriber: another token with the sam
   t.equal(other.ws.readyState, WebSocket.OPEN, 'and the other token is not replaced by the owner either')
 
   await hub.cursors.flush()
-  t.equal(relay.journal.getCursor('app/billing')?.seq, 1, 'stored under <subscriber>/<consumer>')
-  t.equal(relay.journal.getCursor('ghonly/billing')?.seq, 4, 'the gh-only consumer has its own position')
-  t.equal(relay.journal.getCursor('billing'), undefined, 'nothing under the bare name')
+  t.equal((await relay.journal.getCursor('app/billing'))?.seq, 1, 'stored under <subscriber>/<consumer>')
+  t.equal((await relay.journal.getCursor('ghonly/billing'))?.seq, 4, 'the gh-only consumer has its own position')
+  t.equal((await relay.journal.getCursor('billing')), undefined, 'nothing under the bare name')
   const text = await metrics(base)
   t.match(text, /hookrelay_stream_consumer_lag\{consumer="app\/billing"\} 3/)
   t.match(text, /hookrelay_stream_consumer_lag\{consumer="ghonly\/billing"\} 0/)
@@ -102,8 +102,8 @@ t.test('a consumer stored before namespacing resumes from its bare-name ack, whi
   c.ws.close()
   await c.closed
   await hub.cursors.flush()
-  t.equal(relay.journal.getCursor('app/legacy')?.seq, 3)
-  t.equal(relay.journal.getCursor('legacy')?.seq, 2, 'the bare-name ack is only read')
+  t.equal((await relay.journal.getCursor('app/legacy'))?.seq, 3)
+  t.equal((await relay.journal.getCursor('legacy'))?.seq, 2, 'the bare-name ack is only read')
 })
 
 t.test('consumer names: 1-64 of A-Za-z0-9._- else 4400', async (t) => {

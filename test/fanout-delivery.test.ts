@@ -323,7 +323,7 @@ t.test('durable consumer: ack, reconnect, resume after the ack; across a relay r
   t.same(second.seqs, [8, 9, 10, 11, 12])
   await relay.close()
   const again = await startHub(t, { dir })
-  t.equal(again.relay.journal.getCursor('app/billing')?.seq, 12, 'acks stored on close')
+  t.equal((await again.relay.journal.getCursor('app/billing'))?.seq, 12, 'acks stored on close')
   const third = await run(again.url, 8, 0)
   t.equal(third.after, 12)
   t.same(third.seqs, [13, 14, 15, 16, 17, 18, 19, 20])

@@ -274,12 +274,12 @@ t.test('shutdown closes subscribers with 1001 and stores consumer acks', async (
   // (batched for up to 1 s): closing the relay must store it.
   c.send({ type: 'ack', seq: 100 })
   t.match(await c.next(), { type: 'error', code: 'ack_ahead' })
-  t.equal(relay.journal.getCursor('app/worker'), undefined, 'not stored yet')
+  t.equal((await relay.journal.getCursor('app/worker')), undefined, 'not stored yet')
   const closing = relay.close()
   t.match(await c.closed, { code: 1001 })
   await closing
   const again = await startHub(t, { dir })
-  t.same(again.relay.journal.getCursor('app/worker')?.seq, 2)
+  t.same((await again.relay.journal.getCursor('app/worker'))?.seq, 2)
 })
 
 t.test('metrics: subscribers, frames and bytes, consumer lag', async (t) => {

@@ -9,7 +9,7 @@ import { eventMatcher, globMatch } from '../src/fanout/event-glob.js'
 import { encodeEventFrame, errorFrame, type EventFrame } from '../src/fanout/frame-encoder.js'
 import { RecentFrames } from '../src/fanout/recent-frames.js'
 import { Subscriber, type PumpContext, type SocketData } from '../src/fanout/subscriber.js'
-import type { Journal } from '../src/journal/journal.js'
+import type { JournalPort } from '../src/journal/port.js'
 import { encodeEvent, decodeEvent } from '../src/journal/record.js'
 import type { WebSocket } from '../src/http/uws.js'
 import { silent } from './helpers/relay.js'
@@ -68,6 +68,8 @@ function setup(frames: EventFrame[], over: Partial<PumpContext> = {}) {
     hardLimit: 4000,
     maxInflight: 1000,
     reschedule: () => void calls.reschedule++,
+    resume: () => undefined,
+    readFailed: () => undefined,
     sent: (n) => void (calls.sent += n),
     skipped: () => void calls.skipped++,
     slowConsumer: () => void calls.slow++,
@@ -160,6 +162,49 @@ t.test('pump: a pruned cursor ends with cursor_expired and 4410', async (t) => {
   sub.pump(ctx)
   t.same(ws.sent, ['{"type":"error","code":"cursor_expired","earliest":5}'])
   t.same(ws.ended, [4410, 'cursor expired: events were pruned'])
+})
+
+t.test('pump: a page read from the journal (a promise) holds the pump until it arrives, then it goes on from the same cursor', async (t) => {
+  const frames = range(1, 6)
+  let release: (() => void) | undefined
+  const asked: number[] = []
+  const { ctx, ws, sub } = setup(frames, {
+    page: (after, limit) => {
+      asked.push(after)
+      return new Promise((resolve) => {
+        release = () => resolve(frames.filter((f) => f.seq > after).slice(0, limit))
+      })
+    },
+  })
+  let resumed = 0
+  ctx.resume = (s) => {
+    resumed++
+    s.pump(ctx)
+  }
+  sub.start(0, { ack: false, sources: null, matchEvent: null })
+  sub.pump(ctx)
+  t.same(ws.sent, [], 'nothing sent before the page arrives')
+  t.notOk(sub.runnable, 'not runnable while it waits (a commit does not start a second read)')
+  sub.pump(ctx)
+  t.same(asked, [0], 'one read only')
+  release!()
+  await new Promise((r) => setImmediate(r))
+  t.equal(resumed, 1)
+  t.same(ws.sent, [...range(1, 6).map((f) => f.seq), '{"type":"live","seq":6}'])
+
+  const failing = setup(frames, { page: () => Promise.reject(new Error('backend down')) })
+  let failed: unknown
+  failing.ctx.readFailed = (_s, err) => void (failed = err)
+  failing.sub.start(0, { ack: false, sources: null, matchEvent: null })
+  failing.sub.pump(failing.ctx)
+  await new Promise((r) => setImmediate(r))
+  t.match(failed, { message: 'backend down' }, 'a failed read is reported to the hub')
+
+  const pruned = setup(frames, { page: async () => null })
+  pruned.sub.start(0, { ack: false, sources: null, matchEvent: null })
+  pruned.sub.pump(pruned.ctx)
+  await new Promise((r) => setImmediate(r))
+  t.same(pruned.ws.ended?.[0], 4410, 'a pruned cursor found by a read ends with cursor_expired')
 })
 
 t.test('frames: event frame splices fragment and raw body; errors; client frame validation', async (t) => {
@@ -288,20 +333,20 @@ t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when no
   const saved: Array<Map<string, number>> = []
   const stored = new Map<string, number>()
   const journal = {
-    getCursor: (n: string) => (stored.has(n) ? { seq: stored.get(n)!, epoch: 'e' } : undefined),
-    listCursors: () => [...stored].map(([name, seq]) => ({ name, seq })),
+    getCursor: async (n: string) => (stored.has(n) ? { seq: stored.get(n)!, epoch: 'e' } : undefined),
+    listCursors: async () => [...stored].map(([name, seq]) => ({ name, seq })),
     saveCursors: async (m: Map<string, number>) => {
       saved.push(new Map(m))
       for (const [k, v] of m) stored.set(k, v)
     },
-  } as unknown as Journal
+  } as unknown as JournalPort
   const c = new ConsumerCursors(journal, silent, 50)
-  t.equal(c.position('a'), 0)
+  t.equal(await c.position('a'), 0)
   c.record('a', 5)
   c.record('a', 3)
   c.record('b', 1)
   c.record('a', 7)
-  t.equal(c.position('a'), 7, 'in memory at once')
+  t.equal(await c.position('a'), 7, 'in memory at once')
   t.equal(saved.length, 0, 'not written per ack')
   while (saved.length === 0) await new Promise((r) => setTimeout(r, 5))
   t.same(saved, [new Map([['a', 7], ['b', 1]])], 'one batch')
@@ -309,13 +354,13 @@ t.test('ConsumerCursors: acks in memory at once, stored batched, ignored when no
   await c.close()
   t.same(saved[1], new Map([['a', 9]]), 'close flushes')
   c.record('a', 10)
-  t.equal(c.position('a'), 9, 'closed: no more acks')
-  t.same([...c.list()], [['a', 9], ['b', 1]])
+  t.equal(await c.position('a'), 9, 'closed: no more acks')
+  t.same([...(await c.list())], [['a', 9], ['b', 1]])
 
-  const failing = new ConsumerCursors({ ...journal, getCursor: () => undefined, saveCursors: async () => Promise.reject(new Error('disk')) } as unknown as Journal, silent, 10)
+  const failing = new ConsumerCursors({ ...journal, getCursor: async () => undefined, saveCursors: async () => Promise.reject(new Error('disk')) } as unknown as JournalPort, silent, 10)
   failing.record('z', 1)
   await failing.flush()
-  t.equal(failing.position('z'), 1, 'a failed write keeps the ack in memory')
+  t.equal(await failing.position('z'), 1, 'a failed write keeps the ack in memory')
 })
 
 t.test('ConnectionLimits: the auth window is counted apart from max_connections_per_ip, per address and in all', async (t) => {

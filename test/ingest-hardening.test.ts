@@ -44,11 +44,11 @@ t.test('an entry that cannot be stored fails alone; its batch and the relay carr
   )
   t.equal(answers[1]!.json.error.code, 'HOOKRELAY_JOURNAL_ENTRY_REJECTED')
   t.same(
-    relay.journal.read(0, 10).map((e) => e.seq),
+    (await relay.journal.read(0, 10)).map((e) => e.seq),
     [1, 2],
     'the rejected entry left no trace and no gap',
   )
-  t.notOk(relay.journal.getRun('runflow', poison), 'no run row either')
+  t.notOk(await relay.journal.getRun('runflow', poison), 'no run row either')
   t.equal((await get(`${base}/readyz`)).status, 200, 'not fail-stop')
   t.equal((await postRunflow(base, sampleRunflowCallback())).json.seq, 3)
 })

@@ -15,7 +15,7 @@ t.test('verified new key: 200 after journaling, and the run row shows its status
   t.equal(a.status, 200)
   t.same(a.json, { ok: true, seq: 1, revision: 1 })
   t.equal(relay.journal.head, 1)
-  const stored = relay.journal.get(1)
+  const stored = await relay.journal.get(1)
   t.ok(stored, 'entry is in the journal')
   t.equal(stored!.body.toString(), body, 'raw body kept byte-exact')
   t.equal(stored!.key, runId)
@@ -206,7 +206,7 @@ t.test('50 concurrent identical requests make exactly one entry', async (t) => {
   const answers = await Promise.all(Array.from({ length: 50 }, () => postRunflow(base, body)))
   t.ok(answers.every((a) => a.status === 200 && a.json.seq === 1 && a.json.revision === 1), 'all 200 with seq 1')
   t.equal(relay.journal.head, 1)
-  t.equal(relay.journal.read(0, 100).length, 1)
+  t.equal((await relay.journal.read(0, 100)).length, 1)
 })
 
 t.test('concurrent distinct callbacks share commits and get gapless seqs', async (t) => {
@@ -240,7 +240,7 @@ t.test('journal cannot commit: 503 with Retry-After, before LMDB would fail', as
   t.equal(ready.status, 503, '/readyz says the relay cannot take callbacks')
   t.match(ready.json.error.message, /map_size/)
   t.equal(relay.journal.head, accepted, 'everything acknowledged is there')
-  t.equal(relay.journal.read(0, 1000).length, accepted)
+  t.equal((await relay.journal.read(0, 1000)).length, accepted)
 })
 
 t.test('shutting down: a callback that arrives while the relay closes gets 503 HOOKRELAY_HTTP_CLOSING', async (t) => {
@@ -327,7 +327,7 @@ t.test('the scheme signature headers, content-type and request id are kept with 
   const sig = signRunflow(SECRET, body)
   const r = await post(`${base}/webhook/runflow`, body, { ...sig, 'runflow-request-id': 'req-42', 'x-unrelated': 'not kept' })
   t.equal(r.status, 200)
-  const entry = relay.journal.get(r.json.seq)!
+  const entry = (await relay.journal.get(r.json.seq))!
   t.same(entry.private.headers, {
     'content-type': 'application/json',
     'runflow-signature': sig['runflow-signature'],

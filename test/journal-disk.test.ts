@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { RelayError } from '../src/errors.js'
 import { minFreeWarning } from '../src/journal/data-dir.js'
-import { Journal } from '../src/journal/journal.js'
+import { LmdbJournal } from '../src/journal/lmdb-journal.js'
 import { callbackOfSize } from './helpers/ops.js'
 import { get, postRunflow, startTestRelay, type Answer } from './helpers/relay.js'
 
@@ -61,14 +61,14 @@ t.test('min_free: commits between disk readings count, so DISK_FULL comes before
   // ~16 MiB free at open: the journal's own writes reach ENOSPC well within the second before it reads the disk again.
   const filler = join(disk, 'filler')
   writeFileSync(filler, Buffer.alloc(24 * MiB, 1))
-  const j = await Journal.open({ dir, mapSize: 64 * MiB, minFree })
+  const j = await LmdbJournal.open({ dir, mapSize: 64 * MiB, minFree })
   t.teardown(() => j.close())
   const body = Buffer.alloc(MiB, 'x')
   let refused: RelayError | undefined
   let acked = 0
   // 40 entries of 1 MiB is more than the disk holds: the loop ends on a refusal or an error, never by count.
   for (let i = 0; i < 40 && refused === undefined; i += 4) {
-    const results = await Promise.allSettled([0, 1, 2, 3].map((k) => j.ingest(entry(i + k, body))))
+    const results = await Promise.allSettled([0, 1, 2, 3].map((k) => j.append(entry(i + k, body))))
     for (const r of results) {
       if (r.status === 'fulfilled') acked++
       else refused ??= r.reason as RelayError
@@ -85,7 +85,7 @@ t.test('min_free: commits between disk readings count, so DISK_FULL comes before
   let polls = 0
   while (j.refusal(MiB) !== undefined && j.failed === undefined && polls++ < 600) await new Promise((r) => setTimeout(r, 100))
   t.equal(j.refusal(MiB), undefined, 'ready again without a restart')
-  const again = await j.ingest(entry(1000, body))
+  const again = await j.append(entry(1000, body))
   t.equal(again.duplicate, false, 'a new entry is journaled after space was freed')
 })
 

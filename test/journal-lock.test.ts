@@ -4,7 +4,7 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import t from 'tap'
 import { RelayError } from '../src/errors.js'
-import { Journal } from '../src/journal/journal.js'
+import { LmdbJournal } from '../src/journal/lmdb-journal.js'
 import { lockDataDir } from '../src/journal/lock.js'
 
 const MiB = 1024 * 1024
@@ -51,14 +51,14 @@ t.test('a live holder refuses; a dead pid, a reused pid (other start time) and a
 t.test('the CLI and the journal in one process share the lock; it goes with the last release', async (t) => {
   const dir = t.testdir()
   const cli = lockDataDir(dir)
-  const j = await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
+  const j = await LmdbJournal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
   t.equal(locks(dir).length, 1)
   await j.close()
   t.equal(locks(dir).length, 1, 'still held for the CLI')
   cli()
   cli()
   t.same(locks(dir), [], 'a second release of the same hold is a no-op')
-  const again = await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
+  const again = await LmdbJournal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
   t.equal(locks(dir).length, 1, 'reopened')
   await again.close()
   t.same(locks(dir), [])
@@ -67,7 +67,7 @@ t.test('the CLI and the journal in one process share the lock; it goes with the 
 t.test('Journal.open refuses a data_dir another relay holds, and opens nothing', async (t) => {
   const dir = t.testdir()
   holderFile(dir, process.ppid, startOf(process.ppid))
-  const err = await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 }).then(
+  const err = await LmdbJournal.open({ dir, mapSize: 16 * MiB, minFree: 0 }).then(
     () => undefined,
     (e: unknown) => e,
   )
@@ -77,22 +77,22 @@ t.test('Journal.open refuses a data_dir another relay holds, and opens nothing',
 })
 
 t.test('deleteCursor forgets a durable consumer and says whether it existed', async (t) => {
-  const j = await Journal.open({ dir: t.testdir(), mapSize: 16 * MiB, minFree: 0 })
+  const j = await LmdbJournal.open({ dir: t.testdir(), mapSize: 16 * MiB, minFree: 0 })
   t.teardown(() => j.close())
   await j.saveCursors(new Map([['app', 0], ['ops', 0]]))
-  t.same(j.listCursors().map((c) => c.name), ['app', 'ops'])
+  t.same((await j.listCursors()).map((c) => c.name), ['app', 'ops'])
   t.equal(await j.deleteCursor('app'), true)
-  t.equal(j.getCursor('app'), undefined)
-  t.same(j.listCursors().map((c) => c.name), ['ops'], 'the others stay')
+  t.equal(await j.getCursor('app'), undefined)
+  t.same((await j.listCursors()).map((c) => c.name), ['ops'], 'the others stay')
   t.equal(await j.deleteCursor('app'), false, 'a second delete finds nothing')
   t.equal(await j.deleteCursor('never'), false)
 })
 
 t.test('an existing journal.mdb (or its lock file) open to others is set back to 0600 at open', async (t) => {
   const dir = t.testdir()
-  await (await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })).close()
+  await (await LmdbJournal.open({ dir, mapSize: 16 * MiB, minFree: 0 })).close()
   for (const f of ['journal.mdb', 'journal.mdb-lock']) chmodSync(join(dir, f), 0o644)
-  const j = await Journal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
+  const j = await LmdbJournal.open({ dir, mapSize: 16 * MiB, minFree: 0 })
   t.teardown(() => j.close())
   for (const f of ['journal.mdb', 'journal.mdb-lock']) t.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f)
 })

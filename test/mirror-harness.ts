@@ -20,7 +20,8 @@ import { pino } from 'pino'
 import S3rver from 's3rver'
 import { loadConfigText } from '../src/config/load.js'
 import type { Config } from '../src/config/types.js'
-import type { RunRow } from '../src/journal/types.js'
+import type { RunRow } from '../src/journal/port.js'
+import { mirrorOf, type MirrorState } from '../src/mirror/run-part.js'
 import { mirrorExtension, type MirrorOptions } from '../src/mirror/worker.js'
 import { Relay } from '../src/relay.js'
 import { signRunflow } from '../src/verify/sign.js'
@@ -332,26 +333,33 @@ export async function postCallback(base: string, body: string): Promise<{ status
   return { status: res.status, json: await res.json() }
 }
 
+/** A run row with the mirror's part of it at hand, as the mirror tests look at it. */
+export type MirroredRow = RunRow & { mirror: MirrorState }
+
+/** The run row and its mirror part, or undefined. */
+export async function mirroredRow(relay: Relay, id: string, source = 'runflow'): Promise<MirroredRow | undefined> {
+  const row = await relay.journal.getRun(source, id)
+  return row && { ...row, mirror: mirrorOf(row) }
+}
+
 /** Resolves with the run row once `done(row)` holds, checking after every journal commit. */
-export function waitForRow(relay: Relay, id: string, done: (row: RunRow) => boolean, source = 'runflow'): Promise<RunRow> {
-  return new Promise((resolve) => {
-    const check = (): boolean => {
-      const row = relay.journal.getRun(source, id)
-      if (row && done(row)) {
-        resolve(row)
-        return true
-      }
-      return false
+export function waitForRow(relay: Relay, id: string, done: (row: MirroredRow) => boolean, source = 'runflow'): Promise<MirroredRow> {
+  return new Promise((resolve, reject) => {
+    let found = false
+    const check = async (): Promise<void> => {
+      const row = await mirroredRow(relay, id, source)
+      if (found || !row || !done(row)) return
+      found = true
+      off()
+      resolve(row)
     }
-    if (check()) return
-    const off = relay.journal.onCommit(() => {
-      if (check()) off()
-    })
+    const off = relay.journal.onCommit(() => void check().catch(reject))
+    void check().catch(reject)
   })
 }
 
 /** Mirror settled: no object pending. */
-export const settled = (row: RunRow): boolean => row.mirror.state !== 'pending' && row.mirror.objects.length > 0
+export const settled = (row: MirroredRow): boolean => row.mirror.state !== 'pending' && row.mirror.objects.length > 0
 
 /** `GET /v1/runs/runflow/<id>` with the subscriber token. */
 export async function getRun(base: string, id: string): Promise<RunJson> {

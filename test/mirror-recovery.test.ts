@@ -6,6 +6,7 @@ import { uuidv7 } from '../src/sample.js'
 import {
   eventsOf,
   mirrorConfig,
+  mirroredRow,
   postCallback,
   runCallback,
   settled,
@@ -37,7 +38,7 @@ t.test('S3 down during the upload, started again: mirrored from the spool, downl
   // The interrupted upload, then at least one attempt against the stopped store.
   await log.waitFor(RETRY_LOG, 2)
   t.match(log.lines.find((l) => l.msg === RETRY_LOG), { code: 'HOOKRELAY_MIRROR_STORE_UNAVAILABLE' })
-  t.equal(relay.journal.getRun('runflow', runId)?.mirror.state, 'pending')
+  t.equal((await mirroredRow(relay, runId))?.mirror.state, 'pending')
   t.equal(readdirSync(join(dataDir, 'spool')).length, 1, 'the download waits in the spool')
 
   await s3.start()
@@ -74,7 +75,7 @@ t.test('relay closed mid-download and restarted on the same data_dir: mirrored o
   t.equal(origin.hits(path), 1)
 
   const second = await startRelay(t, config)
-  t.equal(second.relay.journal.getRun('runflow', runId)?.mirror.state, 'pending', 'the job survived the restart')
+  t.equal((await mirroredRow(second.relay, runId))?.mirror.state, 'pending', 'the job survived the restart')
   const row = await waitForRow(second.relay, runId, settled)
   t.equal(row.mirror.state, 'completed')
   t.equal(row.mirror.objects[0]?.sha256, sha256(bytes))

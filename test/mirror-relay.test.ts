@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
+import { MIRROR_QUEUE } from '../src/mirror/outbox.js'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import {
   BUCKET,
   eventsOf,
   getRun,
   mirrorConfig,
+  mirroredRow,
   postCallback,
   runCallback,
   settled,
@@ -273,7 +275,7 @@ t.test('a redelivery while the download is in flight: one transfer, one event, t
   await origin.waitForHits(path, 1)
   const fresh = origin.url(path, { expiresS: 7200 })
   t.match((await postCallback(base, runCallback(runId, { f: fresh }, { duration_ms: 99 }))).json, { revision: 2 })
-  t.equal(relay.journal.getRun('runflow', runId)?.mirror.objects[0]?.url, fresh, 'the pending object took the fresh URL')
+  t.equal((await mirroredRow(relay, runId))?.mirror.objects[0]?.url, fresh, 'the pending object took the fresh URL')
   release()
   const row = await waitForRow(relay, runId, settled)
   t.match(row.mirror.objects, [{ state: 'completed', url: fresh, sha256: sha256(bytes) }])
@@ -341,7 +343,8 @@ t.test('mirror disabled: no hook, no jobs', async (t) => {
   const a = await fetch(`${base}/webhook/runflow`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...signRunflow('whsec_x', body) } })
   t.equal(a.status, 200)
   const row = await relay.journal.getRun('runflow', runId)
-  t.same(row?.mirror, { state: 'none', objects: [] }, 'no objects, no jobs')
+  t.same(row?.parts, {}, 'no objects: the run row has no mirror part')
+  t.same(await relay.journal.jobs(MIRROR_QUEUE), [], 'no jobs')
   const metrics = await (await fetch(`${base}/metrics`)).text()
   t.notMatch(metrics, /hookrelay_mirror_/)
 })

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { Journal } from '../src/journal/journal.js'
+import { LmdbJournal } from '../src/journal/lmdb-journal.js'
 import { callbackOfSize } from './helpers/ops.js'
 import { TOKEN, get, postRunflow, startTestRelay, testConfigYaml } from './helpers/relay.js'
 import { CLI, spawnRelay, writeConfig } from './helpers/spawn.js'
@@ -83,7 +83,7 @@ t.test('backup while the relay runs under load; the copy restores into a working
   const { relay: r2, base } = await startTestRelay(t, { dir: target })
   t.equal(r2.journal.epoch, m![1], 'same epoch: subscribers keep their cursors')
   t.equal(r2.journal.head, head)
-  t.equal(r2.journal.read(0, 1000).length, head, 'every entry, gapless')
+  t.equal((await r2.journal.read(0, 1000)).length, head, 'every entry, gapless')
   const runId = JSON.parse(first).run_id as string
   t.match((await get(`${base}/v1/runs/runflow/${runId}`, TOKEN)).json, { id: runId, seq: 1, status: 'succeeded' })
   t.equal((await postRunflow(base, first)).json.duplicate, true, 'dedupe state came along')
@@ -100,7 +100,7 @@ t.test('Journal.backup in process: the copy opens as a journal with the same ent
   const { relay: copy } = await startTestRelay(t, { dir: dest })
   t.equal(copy.journal.epoch, relay.journal.epoch)
   t.same(
-    copy.journal.read(0, 10).map((e) => e.seq),
+    (await copy.journal.read(0, 10)).map((e) => e.seq),
     [1, 2, 3],
   )
 })
@@ -108,7 +108,7 @@ t.test('Journal.backup in process: the copy opens as a journal with the same ent
 t.test('backup: a destination under /proc or below a file is refused at once, never a spinning mkdir; missing levels are created', async (t) => {
   const dir = t.testdir({ 'a-file': 'x' })
   const data = join(dir, 'data')
-  await (await Journal.open({ dir: data, mapSize: 16 * 1024 * 1024, minFree: 0 })).close()
+  await (await LmdbJournal.open({ dir: data, mapSize: 16 * 1024 * 1024, minFree: 0 })).close()
   for (const [dest, why] of [
     ['/proc/self/nope/deeper', /procfs/],
     [join(dir, 'a-file', 'backup'), /ENOTDIR/],

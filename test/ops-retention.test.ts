@@ -26,9 +26,9 @@ t.test('by age: entries older than max_age are pruned oldest first; run rows sta
   })
   const old = [callbackOfSize(400), callbackOfSize(400), callbackOfSize(400)]
   for (const body of old) t.equal((await postRunflow(base, body)).status, 200)
-  pastMs(Date.parse(relay.journal.get(3)!.received_at))
+  pastMs(Date.parse((await relay.journal.get(3))!.received_at))
   for (const a of await postMany(base, 2, 400, 1)) t.equal(a.status, 200)
-  const r4 = Date.parse(relay.journal.get(4)!.received_at)
+  const r4 = Date.parse((await relay.journal.get(4))!.received_at)
 
   t.same((await relay.retention.run()).pruned, { age: 0, size: 0, forced: 0 }, 'nothing is an hour old yet')
   clock = () => r4 + 3_600_000
@@ -66,7 +66,7 @@ t.test('by size: the automatic passes prune down to max_bytes while ingest goes 
   t.ok(relay.journal.usedBytes <= MB, `journal at ${relay.journal.usedBytes} bytes, within max_bytes`)
   t.ok(relay.journal.earliest > 1, `oldest pruned (earliest ${relay.journal.earliest})`)
   t.equal(relay.journal.head, 40)
-  const first = relay.journal.read(relay.journal.earliest - 1, 1)[0]
+  const first = (await relay.journal.read(relay.journal.earliest - 1, 1))[0]
   t.equal(first?.seq, relay.journal.earliest, 'what is left is contiguous from earliest')
   const text = await scrape(base)
   t.ok((metricValue(text, 'hookrelay_journal_pruned_total{reason="size"}') ?? 0) >= relay.journal.earliest - 1)
@@ -211,7 +211,7 @@ t.test('pruning 20 000 entries does not hold up callbacks arriving meanwhile', a
   const N = 20_000
   await Promise.all(
     Array.from({ length: N }, (_, i) =>
-      relay.journal.ingest({
+      relay.journal.append({
         source: 'runflow',
         event: 'run.completed',
         key: `bulk-${i}`,

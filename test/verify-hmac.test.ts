@@ -233,7 +233,7 @@ log: { level: silent }
     'X-Shopify-Topic': 'orders/create',
   })
   t.equal(shop.status, 200, 'shopify')
-  t.match(relay.journal.getRun('shopify', shopId), { event: 'orders/create' })
+  t.match(await relay.journal.getRun('shopify', shopId), { event: 'orders/create' })
 
   const slackBody = '{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"app_mention","text":"hi"}}'
   const slackHeaders = {
@@ -241,7 +241,7 @@ log: { level: silent }
     'X-Slack-Request-Timestamp': String(now),
   }
   t.equal((await post(`${base}/webhook/slack`, slackBody, slackHeaders)).status, 200, 'slack')
-  t.match(relay.journal.getRun('slack', 'Ev08MFMKH6'), { event: 'app_mention' })
+  t.match(await relay.journal.getRun('slack', 'Ev08MFMKH6'), { event: 'app_mention' })
 
   const linBody = '{"action":"create","type":"Issue","data":{"id":"2174add1"}}'
   const linId = randomUUID()
@@ -258,7 +258,7 @@ log: { level: silent }
     'X-Acme-Event': 'thing.made',
   })
   t.equal(cu.status, 200, 'custom sha512/base64 with a prefix and a key field')
-  t.match(relay.journal.getRun('custom', 'dl_1'), { event: 'thing.made' })
+  t.match(await relay.journal.getRun('custom', 'dl_1'), { event: 'thing.made' })
 
   const sent = signFor(verify('custom'), Buffer.from('{"delivery":{"id":"dl_2"}}'), Date.now(), { event: 'thing.sent' })
   t.equal((await post(`${base}/webhook/custom`, '{"delivery":{"id":"dl_2"}}', sent)).status, 200, 'what `hookrelay send` signs')

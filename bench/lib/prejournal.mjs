@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { ROOT, makeBody } from './common.mjs'
 
-const { Journal } = await import(join(ROOT, 'dist/journal/journal.js'))
+const { LmdbJournal } = await import(join(ROOT, 'dist/journal/lmdb-journal.js'))
 const [dir, countArg, sizeArg] = process.argv.slice(2)
 const count = Number(countArg)
 const size = Number(sizeArg ?? 1024)
 const t0 = performance.now()
-const journal = await Journal.open({ dir, mapSize: 8 * 1024 ** 3, minFree: 0 })
+const journal = await LmdbJournal.open({ dir, mapSize: 8 * 1024 ** 3, minFree: 0 })
 const BATCH = 10_000
 const now = Date.now()
 for (let at = 0; at < count; at += BATCH) {
@@ -20,7 +20,7 @@ for (let at = 0; at < count; at += BATCH) {
     const { runId, body } = makeBody(i, size, now)
     const b = Buffer.from(body)
     ps.push(
-      journal.ingest({
+      journal.append({
         source: 'runflow',
         event: 'run.completed',
         key: runId,

@@ -3,11 +3,14 @@
  * workers do not depend on how the journal stores it: a cursor per
  * destination, the attempts, the dead letters, the paused state, and the
  * `delivery.failed` entry. `JournalDestinationStore` implements it over the
- * journal's public methods (its cursors, named LMDB databases in the same
- * environment, and `appendInternal`).
+ * journal port: its cursors, three job queues of its own (attempts, dead
+ * letters, paused state), and `appendInternal`.
  */
-import type { Database } from 'lmdb'
-import type { Journal } from '../journal/journal.js'
+import type { JobKey, JournalPort } from '../journal/port.js'
+
+const ATTEMPTS = 'destination-attempts'
+const DEAD = 'destination-dead-letters'
+const PAUSED = 'destination-paused'
 
 /** How one attempt ended. */
 export type AttemptOutcome = 'delivered' | 'retry' | 'dead' | 'paused' | 'circuit'
@@ -81,23 +84,15 @@ export function cursorName(destination: string): string {
   return `destination:${destination}`
 }
 
-/** Seqs stay below this, so it closes every `[name, seq, …]` range. */
-const SEQ_END = Number.MAX_SAFE_INTEGER
-
 export class JournalDestinationStore implements DestinationStore {
-  #journal: Journal
-  #attempts: Database<AttemptRecord, [string, number, number]>
-  #dead: Database<DeadLetter, [string, number]>
-  #paused: Database<PausedState, string>
-  /** Attempts kept per destination, counted once on first use. */
-  #counts = new Map<string, number>()
+  #journal: JournalPort
+  /** Per destination, the `[seq, attempt]` of every attempt kept, in key order; loaded once on first use. */
+  #keys = new Map<string, Array<[number, number]>>()
   #recording: Promise<unknown> = Promise.resolve()
 
-  constructor(journal: Journal) {
+  constructor(journal: JournalPort) {
     this.#journal = journal
-    this.#attempts = journal.openDB('destination-attempts')
-    this.#dead = journal.openDB('destination-dead-letters')
-    this.#paused = journal.openDB('destination-paused')
+    for (const q of [ATTEMPTS, DEAD, PAUSED]) journal.openQueue(q)
   }
 
   async cursor(name: string): Promise<number> {
@@ -109,38 +104,44 @@ export class JournalDestinationStore implements DestinationStore {
   }
 
   recordAttempt(name: string, a: AttemptRecord, keep: number): Promise<void> {
-    // One at a time: the count and the oldest keys are read from what the previous write committed.
+    // One at a time: the kept keys are those the previous write committed.
     const next = this.#recording.then(() => this.#record(name, a, keep))
     this.#recording = next.catch(() => undefined)
     return next
   }
 
-  async #record(name: string, a: AttemptRecord, keep: number): Promise<void> {
-    let count = this.#counts.get(name)
-    if (count === undefined) {
-      count = 0
-      for (const _ of this.#attempts.getKeys({ start: [name, 0, 0], end: [name, SEQ_END] })) count++
-    }
-    if (!this.#attempts.doesExist([name, a.seq, a.attempt])) count++
-    const writes: Array<Promise<boolean>> = [this.#attempts.put([name, a.seq, a.attempt], a)]
-    // The oldest events' attempts go first: they are the ones least likely to be asked about.
-    if (count > keep) {
-      for (const k of this.#attempts.getKeys({ start: [name, 0, 0], end: [name, SEQ_END], limit: count - keep })) {
-        writes.push(this.#attempts.remove(k))
-        count--
+  async #keysOf(name: string): Promise<Array<[number, number]>> {
+    let keys = this.#keys.get(name)
+    if (keys === undefined) {
+      keys = []
+      for (const { key } of await this.#journal.jobs<AttemptRecord>(ATTEMPTS)) {
+        if (key[0] === name) keys.push([key[1] as number, key[2] as number])
       }
+      this.#keys.set(name, keys)
     }
-    this.#counts.set(name, count)
-    await Promise.all(writes)
+    return keys
+  }
+
+  async #record(name: string, a: AttemptRecord, keep: number): Promise<void> {
+    const keys = await this.#keysOf(name)
+    const at = insertionPoint(keys, a.seq, a.attempt)
+    const fresh = !(keys[at]?.[0] === a.seq && keys[at]?.[1] === a.attempt)
+    // The oldest events' attempts go first: they are the ones least likely to be asked about.
+    const drop = Math.max(0, keys.length + (fresh ? 1 : 0) - keep)
+    const remove: Array<{ queue: string; key: JobKey }> = keys.slice(0, Math.min(drop, at)).map(([seq, n]) => ({ queue: ATTEMPTS, key: [name, seq, n] }))
+    await this.#journal.changeJobs(() => ({ remove, enqueue: [{ queue: ATTEMPTS, key: [name, a.seq, a.attempt], job: a }] }))
+    if (fresh) keys.splice(at, 0, [a.seq, a.attempt])
+    keys.splice(0, remove.length)
   }
 
   async attempts(name: string, opts: { seq?: number; limit: number }): Promise<AttemptRecord[]> {
-    const range =
-      opts.seq === undefined
-        ? { start: [name, SEQ_END] as [string, number], end: [name, 0, 0] as [string, number, number] }
-        : { start: [name, opts.seq, SEQ_END] as [string, number, number], end: [name, opts.seq, 0] as [string, number, number] }
+    const keys = await this.#keysOf(name)
+    const chosen = (opts.seq === undefined ? keys : keys.filter(([seq]) => seq === opts.seq)).slice(-opts.limit).reverse()
     const out: AttemptRecord[] = []
-    for (const { value } of this.#attempts.getRange({ ...range, reverse: true, limit: opts.limit })) out.push(value)
+    for (const [seq, n] of chosen) {
+      const a = await this.#journal.getJob<AttemptRecord>(ATTEMPTS, [name, seq, n])
+      if (a) out.push(a)
+    }
     return out
   }
 
@@ -148,24 +149,35 @@ export class JournalDestinationStore implements DestinationStore {
     const body = Buffer.from(JSON.stringify(failed))
     // The entry first: a crash between the two leaves an entry and a re-delivery, never a silent loss.
     await this.#journal.appendInternal({ source: d.source, event: 'delivery.failed', key: d.key, body, receivedAt: d.at, json: failed })
-    await this.#dead.put([name, d.seq], d)
+    await this.#journal.changeJobs(() => ({ enqueue: [{ queue: DEAD, key: [name, d.seq], job: d }] }))
   }
 
   async removeDeadLetter(name: string, seq: number): Promise<void> {
-    await this.#dead.remove([name, seq])
+    await this.#journal.changeJobs(() => ({ remove: [{ queue: DEAD, key: [name, seq] }] }))
   }
 
   async deadLetters(name: string): Promise<DeadLetter[]> {
-    const out: DeadLetter[] = []
-    for (const { value } of this.#dead.getRange({ start: [name, 0], end: [name, SEQ_END] })) out.push(value)
-    return out
+    return (await this.#journal.jobs<DeadLetter>(DEAD)).filter(({ key }) => key[0] === name).map(({ job }) => job)
   }
 
   async paused(name: string): Promise<PausedState | undefined> {
-    return this.#paused.get(name)
+    return this.#journal.getJob<PausedState>(PAUSED, [name])
   }
 
   async savePaused(name: string, s: PausedState): Promise<void> {
-    await this.#paused.put(name, s)
+    await this.#journal.changeJobs(() => ({ enqueue: [{ queue: PAUSED, key: [name], job: s }] }))
   }
+}
+
+/** Where `[seq, attempt]` stands (or would stand) in sorted `keys`. */
+function insertionPoint(keys: Array<[number, number]>, seq: number, attempt: number): number {
+  let lo = 0
+  let hi = keys.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    const k = keys[mid]!
+    if (k[0] < seq || (k[0] === seq && k[1] < attempt)) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }

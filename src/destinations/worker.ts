@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { DestinationConfig } from '../config/types.js'
 import { eventMatcher } from '../fanout/event-glob.js'
-import type { Journal } from '../journal/journal.js'
+import type { JournalPort } from '../journal/port.js'
 import type { StoredEvent } from '../journal/record.js'
 import type { Logger } from '../log.js'
 import { Circuit, type CircuitState } from './circuit.js'
@@ -57,7 +57,7 @@ export interface DestinationSummary {
 export class DestinationWorker extends EventEmitter<WorkerEvents> {
   readonly name: string
   #cfg: DestinationConfig
-  #journal: Journal
+  #journal: JournalPort
   #store: DestinationStore
   #log: Logger
   #metrics: DestinationMetrics
@@ -83,7 +83,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
   #closed = false
   #inflight = new Set<Promise<void>>()
 
-  private constructor(cfg: DestinationConfig, journal: Journal, store: DestinationStore, log: Logger, metrics: DestinationMetrics) {
+  private constructor(cfg: DestinationConfig, journal: JournalPort, store: DestinationStore, log: Logger, metrics: DestinationMetrics) {
     super()
     this.name = cfg.name
     this.#cfg = cfg
@@ -97,7 +97,7 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     this.#sources = cfg.sources.includes('*') ? null : new Set(cfg.sources)
   }
 
-  static async start(cfg: DestinationConfig, journal: Journal, store: DestinationStore, log: Logger, metrics: DestinationMetrics): Promise<DestinationWorker> {
+  static async start(cfg: DestinationConfig, journal: JournalPort, store: DestinationStore, log: Logger, metrics: DestinationMetrics): Promise<DestinationWorker> {
     const w = new DestinationWorker(cfg, journal, store, log, metrics)
     w.#cursor = w.#savedCursor = w.#scanned = await store.cursor(cfg.name)
     w.#paused = await store.paused(cfg.name)

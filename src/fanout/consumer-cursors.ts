@@ -1,4 +1,4 @@
-import type { Journal } from '../journal/journal.js'
+import type { JournalPort } from '../journal/port.js'
 import type { Logger } from '../log.js'
 
 /**
@@ -9,18 +9,20 @@ import type { Logger } from '../log.js'
  * the hub closes.
  */
 export class ConsumerCursors {
-  #journal: Journal
+  #journal: JournalPort
   #log: Logger
   #intervalMs: number
   /** Positions newer than what is stored. */
   #latest = new Map<string, number>()
+  /** Stored positions looked up by `position()`, so that `record()` compares without a read. */
+  #stored = new Map<string, number>()
   #dirty = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #lastFlush = 0
   #chain: Promise<void> = Promise.resolve()
   #closed = false
 
-  constructor(journal: Journal, log: Logger, intervalMs = 1000) {
+  constructor(journal: JournalPort, log: Logger, intervalMs = 1000) {
     this.#journal = journal
     this.#log = log
     this.#intervalMs = intervalMs
@@ -31,18 +33,25 @@ export class ConsumerCursors {
    * `legacy` (a name stored before consumers were namespaced by subscriber;
    * read only, never advanced), else 0.
    */
-  position(consumer: string, legacy?: string): number {
-    return this.#latest.get(consumer) ?? this.#journal.getCursor(consumer)?.seq ?? (legacy === undefined ? undefined : this.#journal.getCursor(legacy)?.seq) ?? 0
+  async position(consumer: string, legacy?: string): Promise<number> {
+    const latest = this.#latest.get(consumer)
+    if (latest !== undefined) return latest
+    const own = (await this.#journal.getCursor(consumer))?.seq
+    if (own !== undefined) this.#stored.set(consumer, own)
+    return own ?? (legacy === undefined ? undefined : (await this.#journal.getCursor(legacy))?.seq) ?? 0
   }
 
   /** Whether `consumer` has an ack, in memory or stored. */
-  has(consumer: string): boolean {
-    return this.#latest.has(consumer) || this.#journal.getCursor(consumer) !== undefined
+  async has(consumer: string): Promise<boolean> {
+    return this.#latest.has(consumer) || (await this.#journal.getCursor(consumer)) !== undefined
   }
 
-  /** Records a cumulative ack (ignored when not ahead of the current position). */
+  /**
+   * Records a cumulative ack (ignored when not ahead of the current position:
+   * the latest ack, or the stored one `position()` found).
+   */
   record(consumer: string, seq: number): void {
-    if (this.#closed || seq <= this.position(consumer)) return
+    if (this.#closed || seq <= (this.#latest.get(consumer) ?? this.#stored.get(consumer) ?? 0)) return
     this.#latest.set(consumer, seq)
     this.#dirty.set(consumer, seq)
     if (this.#timer === undefined) {
@@ -53,9 +62,9 @@ export class ConsumerCursors {
   }
 
   /** Every consumer known (stored or only in memory) with its position. */
-  list(): Map<string, number> {
+  async list(): Promise<Map<string, number>> {
     const out = new Map<string, number>()
-    for (const c of this.#journal.listCursors()) out.set(c.name, c.seq)
+    for (const c of await this.#journal.listCursors()) out.set(c.name, c.seq)
     for (const [name, seq] of this.#latest) out.set(name, seq)
     return out
   }

@@ -4,14 +4,15 @@
  * own subscriber's consumers; an operator token sees every one and may delete.
  */
 import type { RelayHost } from '../extension.js'
-import { authorize } from '../http/auth.js'
+import type { ServerResponse } from 'node:http'
+import { authorize, type Principal } from '../http/auth.js'
 import { sendError, sendJson } from '../http/respond.js'
 
 const PREFIX = '/v1/consumers/'
 
 export interface ConsumerBook {
   /** Every known consumer (`<subscriber>/<consumer>`, or a name stored before namespacing) and its acked seq. */
-  list(): Map<string, number>
+  list(): Promise<Map<string, number>>
   /** Consumers held by an open connection right now. */
   connected(): Iterable<string>
   /** Forgets a consumer's position; whether it existed. */
@@ -34,26 +35,13 @@ export function registerConsumersApi(host: RelayHost, book: ConsumerBook): void 
   host.route('GET', '/v1/consumers', (req, res) => {
     const who = authorize(req, res, host.lookupToken)
     if (!who) return
-    const head = host.journal.head
-    const out: ConsumerInfo[] = []
-    const connected = new Set(book.connected())
-    const acked = book.list()
-    for (const name of new Set([...acked.keys(), ...connected])) {
-      const slash = name.indexOf('/')
-      const subscriber = slash < 0 ? null : name.slice(0, slash)
-      if (who.role !== 'operator' && subscriber !== who.name) continue
-      const seq = acked.get(name)
-      out.push({
-        name,
-        subscriber,
-        consumer: slash < 0 ? name : name.slice(slash + 1),
-        acked: seq ?? null,
-        lag: Math.max(0, head - (seq ?? 0)),
-        connected: connected.has(name),
-      })
-    }
-    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    sendJson(res, 200, JSON.stringify({ head, consumers: out }), { headers: { 'cache-control': 'no-store' } })
+    void book.list().then(
+      (acked) => listConsumers(res, who, host.journal.head, new Set(book.connected()), acked),
+      (err: unknown) => {
+        host.log.error({ err }, 'listing consumers failed')
+        sendError(res, 'HOOKRELAY_JOURNAL_FAILED', 'the journal could not list the consumers; see the relay log')
+      },
+    )
   })
 
   host.routePrefix('DELETE', PREFIX, (req, res, path) => {
@@ -88,3 +76,23 @@ export function registerConsumersApi(host: RelayHost, book: ConsumerBook): void 
   })
 }
 
+
+function listConsumers(res: ServerResponse, who: Principal, head: number, connected: Set<string>, acked: Map<string, number>): void {
+  const out: ConsumerInfo[] = []
+  for (const name of new Set([...acked.keys(), ...connected])) {
+    const slash = name.indexOf('/')
+    const subscriber = slash < 0 ? null : name.slice(0, slash)
+    if (who.role !== 'operator' && subscriber !== who.name) continue
+    const seq = acked.get(name)
+    out.push({
+      name,
+      subscriber,
+      consumer: slash < 0 ? name : name.slice(slash + 1),
+      acked: seq ?? null,
+      lag: Math.max(0, head - (seq ?? 0)),
+      connected: connected.has(name),
+    })
+  }
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  sendJson(res, 200, JSON.stringify({ head, consumers: out }), { headers: { 'cache-control': 'no-store' } })
+}

@@ -95,6 +95,8 @@ export class Hub implements Component {
   #limits: ConnectionLimits
   #nextId = 1
   #closing = false
+  /** Connections whose durable consumer is being looked up before their subscription starts. */
+  #subscribing = new WeakSet<Subscriber>()
   #closed: Promise<void> | undefined
   #stopCommits: () => void
   #stopReload: () => void
@@ -127,6 +129,8 @@ export class Hub implements Component {
       hardLimit: stream.hard_limit,
       maxInflight: stream.max_inflight,
       reschedule: (sub) => this.#schedule(sub),
+      resume: (sub) => this.#pump(sub),
+      readFailed: (sub, err) => this.#pumpFailed(sub, err),
       sent: (n, bytes) => {
         this.metrics.framesSent.inc(n)
         this.metrics.bytesSent.inc(bytes)
@@ -249,7 +253,7 @@ export class Hub implements Component {
         ws.end(CLOSE.BAD_FRAME, 'already authenticated')
         return
       case 'subscribe':
-        if (sub.state === 'subscribed') {
+        if (sub.state === 'subscribed' || this.#subscribing.has(sub)) {
           ws.end(CLOSE.BAD_FRAME, 'already subscribed: one subscription per connection')
           return
         }
@@ -286,7 +290,26 @@ export class Hub implements Component {
     this.#welcome(sub)
   }
 
+  /** A durable consumer's stored position is read first (the journal's reads may be async); a plain subscription starts at once. */
   #subscribe(sub: Subscriber, f: SubscribeFrame): void {
+    if (f.consumer === undefined) {
+      this.#start(sub, f, undefined)
+      return
+    }
+    this.#subscribing.add(sub)
+    this.#lookupConsumer(sub.principal!.name, f.consumer).then(
+      (lookup) => {
+        this.#subscribing.delete(sub)
+        if (sub.state !== 'closed' && sub.ws !== undefined && !this.#closing) this.#start(sub, f, lookup)
+      },
+      (err: unknown) => {
+        this.#subscribing.delete(sub)
+        this.#pumpFailed(sub, err)
+      },
+    )
+  }
+
+  #start(sub: Subscriber, f: SubscribeFrame, lookup: ConsumerLookup | undefined): void {
     const ws = sub.ws!
     const principal = sub.principal!
     const journal = this.#host.journal
@@ -297,7 +320,7 @@ export class Hub implements Component {
       principal,
       isSource: (s) => Object.hasOwn(sources, s),
       journal: { head, earliest: journal.earliest },
-      consumer: f.consumer === undefined ? undefined : this.#lookupConsumer(principal.name, f.consumer),
+      consumer: lookup,
     })
     switch (d.kind) {
       case 'close':
@@ -330,11 +353,11 @@ export class Hub implements Component {
     this.#pump(sub)
   }
 
-  #lookupConsumer(subscriber: string, name: string): ConsumerLookup {
+  async #lookupConsumer(subscriber: string, name: string): Promise<ConsumerLookup> {
     const key = consumerKey(subscriber, name)
-    const position = this.cursors.position(key, name)
-    if (this.#byConsumer.has(key) || this.cursors.has(key)) return { position, known: true }
-    return { position, known: false, subscriberConsumers: this.#consumerCount(subscriber) }
+    const position = await this.cursors.position(key, name)
+    if (this.#byConsumer.has(key) || (await this.cursors.has(key))) return { position, known: true }
+    return { position, known: false, subscriberConsumers: await this.#consumerCount(subscriber) }
   }
 
   #ack(sub: Subscriber, seq: number): void {
@@ -361,9 +384,13 @@ export class Hub implements Component {
     try {
       sub.pump(this.#ctx)
     } catch (err) {
-      this.#host.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
-      sub.end(CLOSE.INTERNAL, 'internal error: reconnect and resume')
+      this.#pumpFailed(sub, err)
     }
+  }
+
+  #pumpFailed(sub: Subscriber, err: unknown): void {
+    this.#host.log.error({ err, subscriber: sub.principal?.name, consumer: sub.consumer }, 'subscriber pump failed')
+    sub.end(CLOSE.INTERNAL, 'internal error: reconnect and resume')
   }
 
   #onClose(sub: Subscriber): void {
@@ -379,10 +406,10 @@ export class Hub implements Component {
   }
 
   /** Durable consumers of one subscriber: stored or pending acks, and connected ones that have not acked yet. */
-  #consumerCount(subscriber: string): number {
+  async #consumerCount(subscriber: string): Promise<number> {
     const prefix = `${subscriber}/`
     const names = new Set<string>()
-    for (const name of this.cursors.list().keys()) if (name.startsWith(prefix)) names.add(name)
+    for (const name of (await this.cursors.list()).keys()) if (name.startsWith(prefix)) names.add(name)
     for (const name of this.#byConsumer.keys()) if (name.startsWith(prefix)) names.add(name)
     return names.size
   }
@@ -413,9 +440,10 @@ export class Hub implements Component {
     }
   }
 
-  *#lags(): Iterable<[string, number]> {
+  async #lags(): Promise<Array<[string, number]>> {
+    const cursors = await this.cursors.list()
     const head = this.#host.journal.head
-    for (const [name, seq] of this.cursors.list()) yield [name, Math.max(0, head - seq)]
+    return [...cursors].map(([name, seq]) => [name, Math.max(0, head - seq)])
   }
 
   /** Closes every subscriber with 1001 and stores pending acks. Idempotent. */

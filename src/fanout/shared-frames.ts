@@ -1,4 +1,4 @@
-import type { Journal } from '../journal/journal.js'
+import type { JournalPort } from '../journal/port.js'
 import { encodeEventFrame, type EventFrame } from './frame-encoder.js'
 import { RecentFrames } from './recent-frames.js'
 
@@ -10,10 +10,10 @@ import { RecentFrames } from './recent-frames.js'
  */
 export class SharedFrames {
   readonly cache: RecentFrames
-  #journal: Journal
+  #journal: JournalPort
   #encoded = 0
 
-  constructor(journal: Journal, cache = new RecentFrames()) {
+  constructor(journal: JournalPort, cache = new RecentFrames()) {
     this.#journal = journal
     this.cache = cache
   }
@@ -25,9 +25,10 @@ export class SharedFrames {
 
   /**
    * Up to `limit` consecutive frames from `after + 1` (fewer near the head),
-   * or null when `after + 1` is no longer in the journal (pruned).
+   * or null when `after + 1` is no longer in the journal (pruned). From the
+   * cache at once; a promise when the journal must be read.
    */
-  page(after: number, limit: number): EventFrame[] | null {
+  page(after: number, limit: number): EventFrame[] | null | Promise<EventFrame[] | null> {
     const head = this.#journal.head
     const cache = this.cache
     const out: EventFrame[] = []
@@ -37,7 +38,13 @@ export class SharedFrames {
       out.push(f)
     }
     if (out.length > 0) return out
-    const events = this.#journal.read(after, limit)
+    return this.#read(after, limit)
+  }
+
+  async #read(after: number, limit: number): Promise<EventFrame[] | null> {
+    const out: EventFrame[] = []
+    const cache = this.cache
+    const events = await this.#journal.read(after, limit)
     if (events.length === 0 || events[0]!.seq !== after + 1) return null
     for (const e of events) {
       let f = cache.get(e.seq)

@@ -13,7 +13,7 @@ export class StreamMetrics {
     registry: Registry,
     sources: {
       /** Each durable consumer and its lag (head − acked), read at scrape time. */
-      lags: () => Iterable<[string, number]>
+      lags: () => Promise<Iterable<[string, number]>>
       /** Bytes queued in uWS for all subscribers, read at scrape time. */
       buffered: () => number
     },
@@ -43,9 +43,10 @@ export class StreamMetrics {
       help: 'Per durable consumer (label: <subscriber>/<consumer>): journal head minus the consumer’s acked seq.',
       labelNames: ['consumer'] as const,
       registers: [registry],
-      collect() {
+      async collect() {
+        const lags = await sources.lags()
         this.reset()
-        for (const [consumer, lag] of sources.lags()) this.set({ consumer }, lag)
+        for (const [consumer, lag] of lags) this.set({ consumer }, lag)
       },
     })
     this.bufferedBytes = new Gauge({

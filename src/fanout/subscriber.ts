@@ -13,15 +13,20 @@ export interface PumpContext {
   head(): number
   /**
    * Up to `limit` consecutive frames from `after + 1` (fewer near the head),
-   * or null when `after + 1` is no longer in the journal.
+   * or null when `after + 1` is no longer in the journal. A promise when
+   * the frames must be read from the journal first.
    */
-  page(after: number, limit: number): EventFrame[] | null
+  page(after: number, limit: number): EventFrame[] | null | Promise<EventFrame[] | null>
   earliest(): number
   highWater: number
   hardLimit: number
   maxInflight: number
   /** Called when the pump stopped with work left (budget spent): run it again soon. */
   reschedule(sub: Subscriber): void
+  /** Called when a page it waited for has arrived: run the pump now. */
+  resume(sub: Subscriber): void
+  /** A journal read for the pump failed. */
+  readFailed(sub: Subscriber, err: unknown): void
   /** Counts what one pump run sent. */
   sent(frames: number, bytes: number): void
   /** The pump passed events its filter skips while everything sent is acked. */
@@ -83,6 +88,8 @@ export class Subscriber {
   #liveSent = false
   #waitingDrain = false
   #scheduled = false
+  /** A page is being read from the journal; the pump waits for it. */
+  #loading = false
 
   /** Sent, unacked seqs (only with `ack: true`), oldest first, from index #inflightStart. */
   #inflight: number[] = []
@@ -260,14 +267,14 @@ export class Subscriber {
 
   /** True when the pump can make progress if run now. */
   get runnable(): boolean {
-    return this.#state === 'subscribed' && !this.#waitingDrain && !this.#scheduled
+    return this.#state === 'subscribed' && !this.#waitingDrain && !this.#scheduled && !this.#loading
   }
 
   /** Sends what it can; see the class doc. */
   pump(ctx: PumpContext): void {
     this.#scheduled = false
     const ws = this.#ws
-    if (this.#state !== 'subscribed' || ws === undefined) return
+    if (this.#state !== 'subscribed' || ws === undefined || this.#loading) return
     let budget = PUMP_BUDGET
     let frames = 0
     let bytes = 0
@@ -294,15 +301,15 @@ export class Subscriber {
           }
           const limit = Math.max(1, Math.min(PAGE_MAX, Math.floor(PAGE_BYTES / this.#avgFrame)))
           const page = ctx.page(this.#cursor, limit)
+          if (page instanceof Promise) {
+            this.#load(page, ctx)
+            return
+          }
           if (page === null) {
             expired = true
             return
           }
-          this.#page = page
-          this.#pageIdx = 0
-          let total = 0
-          for (const f of page) total += f.bytes.length
-          if (page.length > 0) this.#avgFrame = Math.max(64, Math.ceil(total / page.length))
+          this.#setPage(page)
         }
         const f = this.#page[this.#pageIdx++]!
         budget--
@@ -329,10 +336,44 @@ export class Subscriber {
     if (frames > 0) ctx.sent(frames, bytes)
     if (this.#consumer !== undefined && this.#acked >= this.#lastSent && this.#cursor > this.#acked) ctx.skipped(this)
     if (expired) {
-      ws.send(errorFrame('cursor_expired', { earliest: ctx.earliest() }))
-      ws.end(CLOSE.CURSOR_EXPIRED, 'cursor expired: events were pruned')
+      this.#expire(ctx)
     } else if (slow) {
       ctx.slowConsumer(this)
     }
+  }
+
+  #setPage(page: EventFrame[]): void {
+    this.#page = page
+    this.#pageIdx = 0
+    let total = 0
+    for (const f of page) total += f.bytes.length
+    if (page.length > 0) this.#avgFrame = Math.max(64, Math.ceil(total / page.length))
+  }
+
+  /** Waits for a page read from the journal; the cursor stays where it was meanwhile. */
+  #load(pending: Promise<EventFrame[] | null>, ctx: PumpContext): void {
+    this.#loading = true
+    pending.then(
+      (page) => {
+        this.#loading = false
+        if (this.#state !== 'subscribed' || this.#ws === undefined) return
+        if (page === null) {
+          this.#expire(ctx)
+          return
+        }
+        this.#setPage(page)
+        ctx.resume(this)
+      },
+      (err: unknown) => {
+        this.#loading = false
+        if (this.#state === 'subscribed') ctx.readFailed(this, err)
+      },
+    )
+  }
+
+  #expire(ctx: PumpContext): void {
+    const ws = this.#ws!
+    ws.send(errorFrame('cursor_expired', { earliest: ctx.earliest() }))
+    ws.end(CLOSE.CURSOR_EXPIRED, 'cursor expired: events were pruned')
   }
 }

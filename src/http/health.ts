@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Config } from '../config/types.js'
 import type { HttpErrorCode } from '../errors.js'
-import type { Journal } from '../journal/journal.js'
+import type { JournalPort } from '../journal/port.js'
 import type { Logger } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import type { Router } from './front.js'
@@ -14,7 +14,7 @@ import { canonicalIp, isLoopback } from './rate-limit.js'
 import { sendError, sendJson } from './respond.js'
 
 export interface HealthContext {
-  journal: Journal
+  journal: JournalPort
   metrics: Metrics
   log: Logger
   config: () => Config

@@ -2,8 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { hash } from 'node:crypto'
 import type { SourceConfig } from '../config/types.js'
-import type { Journal } from '../journal/journal.js'
-import type { IngestResult } from '../journal/types.js'
+import type { IngestResult, JournalPort } from '../journal/port.js'
 import type { Logger, RejectLog } from '../log.js'
 import type { Metrics } from '../metrics.js'
 import { RelayError, statusOf, type HttpErrorCode } from '../errors.js'
@@ -62,7 +61,7 @@ export class BodyBudget {
 }
 
 export interface IngestContext {
-  journal: Journal
+  journal: JournalPort
   metrics: Metrics
   log: Logger
   rejects: RejectLog
@@ -290,7 +289,7 @@ class Exchange {
       if (v !== undefined) kept[name] = v
     }
     ctx.journal
-      .ingest({
+      .append({
         source: source.name,
         event: d.event,
         key: d.key,

@@ -55,10 +55,6 @@ export class Capacity {
     return this.#usedBytes
   }
 
-  get mapSize(): number {
-    return this.#mapSize
-  }
-
   set minFree(bytes: number) {
     this.#minFree = bytes
   }

@@ -12,7 +12,13 @@
  * answers, with `output: null`.
  */
 import type { Logger } from '../log.js'
-import type { Journal } from './journal.js'
+import type { LmdbJournal } from './lmdb-journal.js'
+
+/** What retention needs of a journal: LMDB's, which prunes itself (a stream backend has its own limits). */
+export type Prunable = Pick<
+  LmdbJournal,
+  'ready' | 'earliest' | 'usedBytes' | 'listCursors' | 'oldest' | 'measureUsedBytes' | 'prune'
+>
 
 export interface RetentionLimits {
   /** Events received longer ago than this are pruned (when every durable consumer acked them). */
@@ -64,7 +70,7 @@ export function hardLimitFor(maxBytes: number, mapSize: number): number {
  *   await retention.close()
  */
 export class Retention {
-  #journal: Journal
+  #journal: Prunable
   #limits: RetentionLimits
   #intervalMs: number
   #batch: number
@@ -77,7 +83,7 @@ export class Retention {
   #waiters: Array<(p: RetentionPass) => void> = []
   #closed = false
 
-  constructor(journal: Journal, opts: RetentionOptions) {
+  constructor(journal: Prunable, opts: RetentionOptions) {
     this.#journal = journal
     this.#limits = { ...opts.limits }
     this.#intervalMs = opts.intervalMs ?? 1000
@@ -124,9 +130,9 @@ export class Retention {
   }
 
   /** The lowest acked seq among durable consumers, or undefined when there is none. */
-  floor(): { name: string; seq: number } | undefined {
+  async floor(): Promise<{ name: string; seq: number } | undefined> {
     let low: { name: string; seq: number } | undefined
-    for (const c of this.#journal.listCursors()) if (low === undefined || c.seq < low.seq) low = c
+    for (const c of await this.#journal.listCursors()) if (low === undefined || c.seq < low.seq) low = c
     return low
   }
 
@@ -154,7 +160,7 @@ export class Retention {
       const used = j.measureUsedBytes()
       const sizeThrough = used > maxBytes ? throughForBytes(oldest, used - maxBytes) : 0
       const forced = used > hardBytes
-      const floor = this.floor()
+      const floor = await this.floor()
       const soft = Math.max(ageThrough, sizeThrough)
       let through = soft
       let reason: PruneReason = ageThrough >= sizeThrough ? 'age' : 'size'

@@ -5,7 +5,8 @@ export const REVISIONS_KEPT = 16
 
 /**
  * The run row after a callback: a new revision that remembers this body's
- * fingerprint (with the last REVISIONS_KEPT) and keeps the mirror state.
+ * fingerprint (with the last REVISIONS_KEPT) and keeps the other components'
+ * parts (a shallow copy: a hook replaces its part, never changes it in place).
  */
 export function ingestRow(
   previous: RunRow | undefined,
@@ -26,14 +27,14 @@ export function ingestRow(
       revision,
       received_at: receivedAt,
       revisions,
-      mirror: previous ? previous.mirror : { state: 'none', objects: [] },
+      parts: previous ? { ...previous.parts } : {},
     },
   }
 }
 
 /**
  * The run row after one of the relay's own entries (e.g. `mirror.completed`):
- * the callback's fields stay, `updateRow` changes a copy. A run not seen yet
+ * the callback's fields stay, the parts are a copy for `updateRow` to change. A run not seen yet
  * gets a placeholder row with revision 0 (the read API answers 404 for it).
  */
 export function internalRow(
@@ -43,7 +44,7 @@ export function internalRow(
   receivedAt: string,
 ): { row: RunRow; revision: number } {
   const row: RunRow = previous
-    ? { ...previous, mirror: { ...previous.mirror, objects: previous.mirror.objects.map((o) => ({ ...o })) } }
+    ? { ...previous, parts: structuredClone(previous.parts) }
     : {
         source: input.source,
         id: input.key,
@@ -53,8 +54,7 @@ export function internalRow(
         revision: 0,
         received_at: receivedAt,
         revisions: [],
-        mirror: { state: 'none', objects: [] },
+        parts: {},
       }
-  input.updateRow?.(row)
   return { row, revision: previous?.revision ?? 0 }
 }

@@ -1,30 +1,3 @@
-/** Why an object was given up: a stable `HOOKRELAY_MIRROR_*` code, and a message for people. */
-export interface MirrorFailure {
-  code: string
-  message: string
-}
-
-/** One mirrored (or to-be-mirrored) output object of a run. */
-export interface MirrorObject {
-  /** Position of the URL among the http(s) strings under `output`. */
-  index: number
-  url: string
-  state: 'pending' | 'completed' | 'failed'
-  bucket?: string
-  key?: string
-  size?: number
-  sha256?: string
-  content_type?: string
-  reason?: MirrorFailure
-  /** Epoch ms after which the URL is expected to have expired. */
-  deadline?: number
-}
-
-export interface MirrorState {
-  state: 'none' | 'pending' | 'completed' | 'failed'
-  objects: MirrorObject[]
-}
-
 /** A body fingerprint kept per run so that any earlier revision's retry is recognised. */
 export interface RevisionRef {
   sha256: string
@@ -43,7 +16,11 @@ export interface RunRow {
   received_at: string
   /** Most recent revisions first, at most REVISIONS_KEPT. */
   revisions: RevisionRef[]
-  mirror: MirrorState
+  /**
+   * Parts of the row other components own, by component name (the mirror's
+   * is `mirror`); the journal stores them and never looks inside.
+   */
+  parts: Record<string, unknown>
 }
 
 export interface IngestInput {
@@ -68,10 +45,27 @@ export interface IngestResult {
   duplicate: boolean
 }
 
+/** A job's key in its queue: jobs are taken in key order (arrays compare element by element). */
+export type JobKey = Array<string | number>
+
+/** Jobs as they are inside the write transaction of an entry (what it wrote so far included). */
+export interface JobView {
+  getJob<J>(queue: string, key: JobKey): J | undefined
+}
+
+/** Job changes written in the same transaction as an entry. */
+export interface JobChanges {
+  /** Jobs to write (an existing job under the same key is replaced). */
+  enqueue?: Array<{ queue: string; key: JobKey; job: unknown }>
+  /** Jobs to delete (a missing one is no error). Applied before `enqueue`. */
+  remove?: Array<{ queue: string; key: JobKey }>
+}
+
 /**
  * Called inside the write transaction for every entry journaled, so that
  * other parts (the mirror's outbox) write atomically with the event.
- * `row` is the new run row and may be mutated before it is stored.
+ * `row` is the new run row; a hook may change its own part of `row.parts`
+ * before it is stored, and returns the jobs to write with the entry.
  */
 export interface AppendContext {
   seq: number
@@ -83,8 +77,9 @@ export interface AppendContext {
   row: RunRow
   previous: RunRow | undefined
   internal: boolean
+  jobs: JobView
 }
-export type AppendHook = (ctx: AppendContext) => void
+export type AppendHook = (ctx: AppendContext) => JobChanges | undefined | void
 
 /** An entry the relay writes itself (e.g. `mirror.completed`); never deduplicated. */
 export interface InternalInput {
@@ -93,7 +88,11 @@ export interface InternalInput {
   key: string
   body: Buffer
   receivedAt: number
-  /** Updates the run row in the same transaction (the row exists or is created). */
-  updateRow?: (row: RunRow) => void
+  /**
+   * Updates the run row in the same transaction (the row exists or is
+   * created; `row.parts` is a copy the caller may change), and returns jobs
+   * to write or delete with the entry.
+   */
+  updateRow?: (row: RunRow, jobs: JobView) => JobChanges | undefined | void
   json: unknown
 }

@@ -18,7 +18,7 @@ export class MirrorMetrics {
   readonly bytes: Counter
   readonly attempts: Counter<'outcome'>
 
-  constructor(registry: Registry, snapshot: () => MirrorSnapshot) {
+  constructor(registry: Registry, snapshot: () => Promise<MirrorSnapshot>) {
     this.objects = new Counter({
       name: 'hookrelay_mirror_objects_total',
       help: 'Output objects finished, by result (completed, failed).',
@@ -41,8 +41,8 @@ export class MirrorMetrics {
       help: 'Open mirror jobs, by state (queued, active, retrying).',
       labelNames: ['state'] as const,
       registers: [registry],
-      collect() {
-        const s = snapshot()
+      async collect() {
+        const s = await snapshot()
         this.set({ state: 'queued' }, s.queued)
         this.set({ state: 'active' }, s.active)
         this.set({ state: 'retrying' }, s.retrying)
@@ -52,8 +52,8 @@ export class MirrorMetrics {
       name: 'hookrelay_mirror_soonest_deadline_seconds',
       help: 'Seconds until the earliest deadline of an open job (negative when passed, +Inf when no job is open).',
       registers: [registry],
-      collect() {
-        const d = snapshot().soonestDeadline
+      async collect() {
+        const d = (await snapshot()).soonestDeadline
         this.set(d === undefined ? Number.POSITIVE_INFINITY : (d - Date.now()) / 1000)
       },
     })

@@ -1,5 +1,5 @@
-import type { Database } from 'lmdb'
-import type { AppendHook, MirrorObject, MirrorState } from '../journal/types.js'
+import type { AppendHook, JobChanges } from '../journal/port.js'
+import { mirrorOf, setMirror, type MirrorObject, type MirrorState } from './run-part.js'
 import { extractOutputUrls, objectKey, urlDeadline, urlPath } from './urls.js'
 
 /** A downloaded file waiting for its upload (kept across restarts). */
@@ -13,7 +13,10 @@ export interface SpooledFile {
   content_type: string
 }
 
-/** One output object to copy; stored in the journal's `mirror` database. */
+/** The journal's job queue the mirror's jobs are kept in. */
+export const MIRROR_QUEUE = 'mirror'
+
+/** One output object to copy; a job of the journal's MIRROR_QUEUE. */
 export interface MirrorJob {
   source: string
   /** The run (or batch) id: the journal key of the callback. */
@@ -36,8 +39,6 @@ export interface MirrorJob {
  */
 export type JobKey = [number, string, string, number]
 
-export type JobsDb = Database<MirrorJob, JobKey>
-
 export function jobKey(j: { deadline: number; source: string; id: string; index: number }): JobKey {
   return [j.deadline, j.source, j.id, j.index]
 }
@@ -56,7 +57,6 @@ export function summarize(objects: readonly MirrorObject[]): MirrorState['state'
 }
 
 export interface OutboxOptions {
-  jobs: JobsDb
   selectors: readonly string[]
   defaultDeadlineMs: number
   /** Called (inside the transaction) when jobs were written; wake the worker after the commit. */
@@ -66,8 +66,9 @@ export interface OutboxOptions {
 
 /**
  * The append hook that turns a journaled callback's output URLs into mirror
- * jobs in the same LMDB transaction as the event (the outbox), and keeps the
- * run row's `mirror` in step.
+ * jobs in the same journal transaction as the event (the outbox), and keeps
+ * the run row's mirror part in step. The journal's MIRROR_QUEUE must be
+ * open (`journal.openQueue`) before the hook is added.
  *
  * A newer revision of a run (Runflow's redelivery brings fresh presigned
  * URLs): an object not yet mirrored at the same index and with the same path
@@ -77,7 +78,7 @@ export interface OutboxOptions {
  * Entries the relay writes itself (`internal`) are ignored.
  */
 export function createOutbox(opts: OutboxOptions): AppendHook {
-  const { jobs, selectors, defaultDeadlineMs, onJobs } = opts
+  const { selectors, defaultDeadlineMs, onJobs } = opts
   const now = opts.now ?? Date.now
   return (ctx) => {
     if (ctx.internal) return
@@ -85,8 +86,8 @@ export function createOutbox(opts: OutboxOptions): AppendHook {
     if (urls.length === 0) return
     const t = now()
     const objects = new Map<number, MirrorObject>()
-    for (const o of ctx.row.mirror.objects) objects.set(o.index, { ...o })
-    let wrote = false
+    for (const o of mirrorOf(ctx.row).objects) objects.set(o.index, { ...o })
+    const changes: Required<JobChanges> = { enqueue: [], remove: [] }
     for (const { index, url } of urls) {
       const old = objects.get(index)
       const samePath = old !== undefined && urlPath(old.url) === urlPath(url)
@@ -97,10 +98,10 @@ export function createOutbox(opts: OutboxOptions): AppendHook {
         if (old.url === url && old.state !== 'completed') continue
         if (old.state === 'pending' && old.deadline !== undefined) {
           const oldKey = jobKey({ deadline: old.deadline, source: ctx.source, id: ctx.key, index })
-          const oldJob = jobs.get(oldKey)
+          const oldJob = ctx.jobs.getJob<MirrorJob>(MIRROR_QUEUE, oldKey)
           // The bytes of the same object are already here: no need to download again.
           if (samePath && oldJob?.spooled) spooled = oldJob.spooled
-          jobs.removeSync(oldKey)
+          changes.remove.push({ queue: MIRROR_QUEUE, key: oldKey })
         }
       }
       const deadline = urlDeadline(url, t, defaultDeadlineMs)
@@ -114,13 +115,13 @@ export function createOutbox(opts: OutboxOptions): AppendHook {
         seq: ctx.seq,
         ...(spooled ? { spooled } : {}),
       }
-      jobs.putSync(jobKey(job), job)
+      changes.enqueue.push({ queue: MIRROR_QUEUE, key: jobKey(job), job })
       objects.set(index, { index, url, state: 'pending', deadline })
-      wrote = true
     }
-    if (!wrote) return
+    if (changes.enqueue.length === 0) return
     const list = [...objects.values()].sort((a, b) => a.index - b.index)
-    ctx.row.mirror = { state: summarize(list), objects: list }
+    setMirror(ctx.row, { state: summarize(list), objects: list })
     onJobs()
+    return changes
   }
 }

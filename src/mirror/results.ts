@@ -1,6 +1,6 @@
-import type { Journal } from '../journal/journal.js'
-import type { MirrorFailure, MirrorObject, RunRow } from '../journal/types.js'
-import { jobKey, summarize, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
+import type { JobChanges, JobView, JournalPort, RunRow } from '../journal/port.js'
+import { jobKey, MIRROR_QUEUE, summarize, type MirrorJob, type SpooledFile } from './outbox.js'
+import { mirrorOf, setMirror, type MirrorFailure, type MirrorObject } from './run-part.js'
 import { urlPath } from './urls.js'
 
 /**
@@ -9,8 +9,7 @@ import { urlPath } from './urls.js'
  * same object: its bytes are the ones just stored).
  */
 export async function appendCompleted(
-  journal: Journal,
-  jobs: JobsDb,
+  journal: JournalPort,
   bucket: string,
   job: MirrorJob,
   s: SpooledFile,
@@ -28,7 +27,7 @@ export async function appendCompleted(
     content_type: s.content_type,
     completed_at: new Date().toISOString(),
   }
-  await journal.appendInternal({
+  await journal.complete(MIRROR_QUEUE, jobKey(job), {
     source: job.source,
     event: 'mirror.completed',
     key: job.id,
@@ -36,11 +35,12 @@ export async function appendCompleted(
     receivedAt: Date.now(),
     json: body,
     updateRow: (row) => {
-      jobs.removeSync(jobKey(job))
+      const mirror = mirrorOf(row)
       const o = objectOf(row, job)
       if (o === undefined) return
       // A newer revision's fresh URL for the same object is done too: drop its job.
-      if (o.state === 'pending' && o.deadline !== undefined) jobs.removeSync(jobKey({ ...job, deadline: o.deadline }))
+      const refreshed: JobChanges | undefined =
+        o.state === 'pending' && o.deadline !== undefined ? { remove: [{ queue: MIRROR_QUEUE, key: jobKey({ ...job, deadline: o.deadline }) }] } : undefined
       Object.assign(o, {
         state: 'completed',
         bucket,
@@ -51,7 +51,8 @@ export async function appendCompleted(
       } satisfies Partial<MirrorObject>)
       delete o.reason
       delete o.deadline
-      row.mirror.state = summarize(row.mirror.objects)
+      setMirror(row, { state: summarize(mirror.objects), objects: mirror.objects })
+      return refreshed
     },
   })
 }
@@ -61,10 +62,11 @@ export async function appendCompleted(
  * one transaction. Returns false, appending nothing, when a newer revision
  * gave the object a fresh URL meanwhile (its own job carries on).
  */
-export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJob, reason: MirrorFailure): Promise<boolean> {
-  const o = journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
+export async function appendFailed(journal: JournalPort, job: MirrorJob, reason: MirrorFailure): Promise<boolean> {
+  const row = await journal.getRun(job.source, job.id)
+  const o = row && mirrorOf(row).objects.find((x) => x.index === job.index)
   if (o !== undefined && o.url !== job.url) {
-    await jobs.transaction(() => removeJob(jobs, job))
+    await journal.changeJobs((jobs) => removeJob(jobs, job))
     return false
   }
   const body = {
@@ -83,28 +85,30 @@ export async function appendFailed(journal: Journal, jobs: JobsDb, job: MirrorJo
     body: Buffer.from(JSON.stringify(body)),
     receivedAt: Date.now(),
     json: body,
-    updateRow: (row) => {
-      removeJob(jobs, job)
+    updateRow: (row, jobs) => {
+      const removed = removeJob(jobs, job)
+      const mirror = mirrorOf(row)
       const cur = objectOf(row, job)
       // Refreshed between the check above and this commit: the fresh URL stays pending.
-      if (cur === undefined || cur.url !== job.url) return
+      if (cur === undefined || cur.url !== job.url) return removed
       cur.state = 'failed'
       cur.reason = { code: reason.code, message: reason.message }
       delete cur.deadline
-      row.mirror.state = summarize(row.mirror.objects)
+      setMirror(row, { state: summarize(mirror.objects), objects: mirror.objects })
+      return removed
     },
   })
   return true
 }
 
 /** Removes this job, unless a refresh put another URL under the same key (same deadline). */
-function removeJob(jobs: JobsDb, job: MirrorJob): void {
+function removeJob(jobs: JobView, job: MirrorJob): JobChanges | undefined {
   const key = jobKey(job)
-  if (jobs.get(key)?.url === job.url) jobs.removeSync(key)
+  return jobs.getJob<MirrorJob>(MIRROR_QUEUE, key)?.url === job.url ? { remove: [{ queue: MIRROR_QUEUE, key }] } : undefined
 }
 
 /** The row's object for this job, when it is still the same object (same path). */
 function objectOf(row: RunRow, job: MirrorJob): MirrorObject | undefined {
-  const o = row.mirror.objects.find((x) => x.index === job.index)
+  const o = mirrorOf(row).objects.find((x) => x.index === job.index)
   return o !== undefined && urlPath(o.url) === urlPath(job.url) ? o : undefined
 }

@@ -3,15 +3,15 @@ import { mkdirSync } from 'node:fs'
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MirrorConfig } from '../config/types.js'
-import type { Journal } from '../journal/journal.js'
+import type { JournalPort } from '../journal/port.js'
 import type { Logger } from '../log.js'
 import type { Extension } from '../extension.js'
-import type { MirrorFailure } from '../journal/types.js'
 import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
-import { createOutbox, jobId, jobKey, type JobKey, type JobsDb, type MirrorJob, type SpooledFile } from './outbox.js'
+import { createOutbox, jobId, jobKey, MIRROR_QUEUE, type JobKey, type MirrorJob, type SpooledFile } from './outbox.js'
 import { decideRetry, GONE_STATUSES } from './retry-policy.js'
 import { appendCompleted, appendFailed } from './results.js'
+import { mirrorOf, type MirrorFailure, type MirrorObject } from './run-part.js'
 import type { ObjectStore } from './s3.js'
 import { HostGuard, type Resolver } from './ssrf.js'
 import { urlPath } from './urls.js'
@@ -40,13 +40,11 @@ export function mirrorExtension(opts: MirrorOptions = {}): Extension {
     const cfg = relay.config.mirror
     if (!cfg.enabled) return undefined
     const log = relay.log.child({ component: 'mirror' })
-    const jobs: JobsDb = relay.journal.openDB<MirrorJob, JobKey>('mirror')
     // minio (~35 MB of RSS) loads only when the mirror is on.
     const { ObjectStore } = await import('./s3.js')
     const store = new ObjectStore({ ...cfg, uploadTimeoutMs: cfg.timeouts.total_ms, idleMs: cfg.timeouts.headers_ms })
     const worker = new MirrorWorker({
       cfg,
-      jobs,
       journal: relay.journal,
       store,
       log,
@@ -55,9 +53,9 @@ export function mirrorExtension(opts: MirrorOptions = {}): Extension {
       opts,
     })
     // Registered before the relay listens, so no callback is journaled without its jobs.
+    relay.journal.openQueue(MIRROR_QUEUE)
     relay.journal.addAppendHook(
       createOutbox({
-        jobs,
         selectors: cfg.selectors,
         defaultDeadlineMs: cfg.default_deadline_ms,
         onJobs: () => worker.notePending(),
@@ -78,11 +76,11 @@ export function mirrorExtension(opts: MirrorOptions = {}): Extension {
   }
 }
 
-interface WorkerDeps {
+export interface WorkerDeps {
   cfg: MirrorConfig
-  jobs: JobsDb
-  journal: Journal
-  store: ObjectStore
+  journal: JournalPort
+  /** The bucket's store (the unit tests give a fake one). */
+  store: Pick<ObjectStore, 'bucket' | 'ensureBucket' | 'upload' | 'confirm'>
   log: Logger
   guard: HostGuard
   spoolDir: string
@@ -98,7 +96,7 @@ interface Retry {
 }
 
 /**
- * Takes jobs earliest-deadline-first from the `mirror` database, at most
+ * Takes jobs earliest-deadline-first from the journal's MIRROR_QUEUE, at most
  * `concurrency` at a time: download into the spool (sha256 as it streams),
  * upload with a known size, then append `mirror.completed` and delete the job
  * in one transaction. Failures retry with exponential backoff and jitter
@@ -118,6 +116,9 @@ export class MirrorWorker {
   #spoolDirReady = false
   readonly #retry = new Map<string, Retry>()
   #timer: NodeJS.Timeout | undefined
+  /** A claim is under way; `#again` asks for another one after it. */
+  #claiming = false
+  #again = false
   #pending = false
   #closing = false
   #closed: Promise<void> | undefined
@@ -130,9 +131,7 @@ export class MirrorWorker {
   async start(): Promise<void> {
     mkdirSync(this.#d.spoolDir, { recursive: true })
     const keep = new Set<string>()
-    for (const { value } of this.#d.jobs.getRange({})) {
-      keep.add(spoolName(value))
-    }
+    for (const { job } of await this.#d.journal.jobs<MirrorJob>(MIRROR_QUEUE)) keep.add(spoolName(job))
     for (const name of await readdir(this.#d.spoolDir)) {
       if (!keep.has(name)) await rm(join(this.#d.spoolDir, name), { force: true })
     }
@@ -151,14 +150,15 @@ export class MirrorWorker {
     this.#pump()
   }
 
-  snapshot(): MirrorSnapshot {
+  async snapshot(): Promise<MirrorSnapshot> {
+    const jobs = await this.#d.journal.jobs<MirrorJob>(MIRROR_QUEUE)
     const now = Date.now()
     let queued = 0
     let retrying = 0
     let soonest: number | undefined
-    for (const { value } of this.#d.jobs.getRange({})) {
-      soonest ??= value.deadline
-      const id = jobId(value)
+    for (const { job } of jobs) {
+      soonest ??= job.deadline
+      const id = jobId(job)
       if (this.#active.has(id) || this.#recording.has(id)) continue
       if ((this.#retry.get(id)?.notBefore ?? 0) > now) retrying++
       else queued++
@@ -179,36 +179,72 @@ export class MirrorWorker {
     return this.#closed
   }
 
+  /** Takes the jobs it has room for; one claim at a time (a pump asked for meanwhile runs after it). */
   #pump(): void {
     if (this.#closing) return
+    if (this.#claiming) {
+      this.#again = true
+      return
+    }
+    this.#claiming = true
+    this.#claim()
+      .catch((err: unknown) => {
+        this.#d.log.error({ err }, 'mirror could not read its jobs; trying again')
+        this.#wakeAt(Date.now() + (this.#d.opts.retryBaseMs ?? 1000))
+      })
+      .finally(() => {
+        this.#claiming = false
+        if (this.#again) {
+          this.#again = false
+          this.#pump()
+        }
+      })
+  }
+
+  async #claim(): Promise<void> {
     clearTimeout(this.#timer)
     this.#timer = undefined
-    const limit = this.#d.cfg.concurrency
+    const free = this.#d.cfg.concurrency - this.#active.size
+    if (free <= 0) return
     const now = Date.now()
     let wake = Number.POSITIVE_INFINITY
-    for (const { value: job } of this.#d.jobs.getRange({})) {
-      // Recordings are cheap but not free: past a bound, new transfers wait for them.
-      if (this.#active.size >= limit || this.#recording.size >= limit * RECORDING_PER_SLOT) return
-      const id = jobId(job)
-      if (this.#active.has(id) || this.#recording.has(id)) continue
-      const notBefore = this.#retry.get(id)?.notBefore ?? 0
-      if (notBefore > now) {
-        wake = Math.min(wake, notBefore)
-        continue
-      }
-      const abort = new AbortController()
-      const done = this.#run(job, abort.signal)
-        .catch((err: unknown) => this.#unrecorded(job, err))
-        .finally(() => {
-          this.#active.delete(id)
-          this.#pump()
-        })
-      this.#active.set(id, { abort, done })
-    }
-    if (wake !== Number.POSITIVE_INFINITY) {
-      this.#timer = setTimeout(() => this.#pump(), Math.max(0, wake - now))
-      this.#timer.unref()
-    }
+    // Recordings are cheap but not free: past a bound, new transfers wait for them.
+    if (this.#recording.size >= this.#d.cfg.concurrency * RECORDING_PER_SLOT) return
+    const claimed = await this.#d.journal.claim<MirrorJob>(MIRROR_QUEUE, {
+      limit: free,
+      accept: (job) => {
+        const id = jobId(job)
+        if (this.#active.has(id) || this.#recording.has(id)) return false
+        const notBefore = this.#retry.get(id)?.notBefore ?? 0
+        if (notBefore > now) {
+          wake = Math.min(wake, notBefore)
+          return false
+        }
+        return true
+      },
+    })
+    if (this.#closing) return
+    for (const { job } of claimed) this.#begin(job)
+    if (wake !== Number.POSITIVE_INFINITY) this.#wakeAt(wake)
+  }
+
+  #wakeAt(at: number): void {
+    if (this.#closing) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => this.#pump(), Math.max(0, at - Date.now()))
+    this.#timer.unref()
+  }
+
+  #begin(job: MirrorJob): void {
+    const id = jobId(job)
+    const abort = new AbortController()
+    const done = this.#run(job, abort.signal)
+      .catch((err: unknown) => this.#unrecorded(job, err))
+      .finally(() => {
+        this.#active.delete(id)
+        this.#pump()
+      })
+    this.#active.set(id, { abort, done })
   }
 
   async #run(job: MirrorJob, signal: AbortSignal): Promise<void> {
@@ -329,28 +365,19 @@ export class MirrorWorker {
    * points at bytes a crash could lose.
    */
   async #recordSpool(job: MirrorJob, spooled: SpooledFile): Promise<void> {
-    const { jobs } = this.#d
+    const { journal } = this.#d
     const fh = await open(join(this.#d.spoolDir, spooled.file), 'r+')
     try {
       await fh.sync()
     } finally {
       await fh.close()
     }
-    await jobs.transaction(() => {
-      const key = this.#currentKey(job)
-      const cur = key && jobs.get(key)
-      if (key && cur) jobs.putSync(key, { ...cur, spooled })
+    const row = await journal.getRun(job.source, job.id)
+    await journal.changeJobs((jobs) => {
+      const key = currentKey(job, jobs.getJob(MIRROR_QUEUE, jobKey(job)) !== undefined, row && mirrorOf(row).objects.find((x) => x.index === job.index))
+      const cur = key && jobs.getJob<MirrorJob>(MIRROR_QUEUE, key)
+      return key && cur ? { enqueue: [{ queue: MIRROR_QUEUE, key, job: { ...cur, spooled } }] } : undefined
     })
-  }
-
-  /** Where this object's open job is now: a newer revision may have moved it to a new deadline. */
-  #currentKey(job: MirrorJob): JobKey | undefined {
-    if (this.#d.jobs.doesExist(jobKey(job))) return jobKey(job)
-    const o = this.#d.journal.getRun(job.source, job.id)?.mirror.objects.find((x) => x.index === job.index)
-    if (o?.state === 'pending' && o.deadline !== undefined && urlPath(o.url) === urlPath(job.url)) {
-      return jobKey({ ...job, deadline: o.deadline })
-    }
-    return undefined
   }
 
   /**
@@ -371,7 +398,7 @@ export class MirrorWorker {
     clearTimeout(this.#commitTimer)
     this.#commitTimer = undefined
     for (const c of this.#toCommit.splice(0)) {
-      appendCompleted(this.#d.journal, this.#d.jobs, this.#d.store.bucket, c.job, c.spooled).then(c.resolve, c.reject)
+      appendCompleted(this.#d.journal, this.#d.store.bucket, c.job, c.spooled).then(c.resolve, c.reject)
     }
   }
 
@@ -414,12 +441,24 @@ export class MirrorWorker {
   }
 
   async #fail(job: MirrorJob, reason: MirrorFailure): Promise<void> {
-    if (await appendFailed(this.#d.journal, this.#d.jobs, job, reason)) {
+    if (await appendFailed(this.#d.journal, job, reason)) {
       this.#d.log.warn({ key: job.key, code: reason.code, err: reason.message }, 'mirror failed')
       this.metrics?.objects.inc({ result: 'failed' })
     }
     await rm(join(this.#d.spoolDir, spoolName(job)), { force: true })
   }
+}
+
+/**
+ * Where this object's open job is now: its own key while it exists, else the
+ * key a newer revision moved it to (a new deadline, same object path).
+ */
+function currentKey(job: MirrorJob, exists: boolean, o: MirrorObject | undefined): JobKey | undefined {
+  if (exists) return jobKey(job)
+  if (o?.state === 'pending' && o.deadline !== undefined && urlPath(o.url) === urlPath(job.url)) {
+    return jobKey({ ...job, deadline: o.deadline })
+  }
+  return undefined
 }
 
 /** Uploaded objects awaiting their check and commit, per transfer slot, before new transfers wait. */

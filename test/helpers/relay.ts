@@ -103,7 +103,7 @@ export function ingestDirect(
   const source = opts.source ?? 'runflow'
   const event = opts.event ?? 'run.completed'
   const body = Buffer.from(opts.body ?? `{"event":${JSON.stringify(event)},"run_id":${JSON.stringify(key)}}`)
-  return relay.journal.ingest({
+  return relay.journal.append({
     source,
     event,
     key,

@@ -4,12 +4,11 @@ import { RelayError } from '../errors.js'
 import { Capacity } from './capacity.js'
 import { prepareDataDir, restrictFile } from './data-dir.js'
 import { lockDataDir } from './lock.js'
+import { GroupCommit } from './group-commit.js'
+import type { ClaimOptions, CommitListener, JournalPort, QueuedJob, StoredCursor } from './port.js'
 import { decodeEvent, encodeEvent, type EventPrivate, type StoredEvent } from './record.js'
 import { ingestRow, internalRow } from './run-row.js'
-import type { AppendHook, IngestInput, IngestResult, InternalInput, RunRow } from './types.js'
-
-export type { InternalInput } from './types.js'
-export { backupJournal } from './backup.js'
+import type { AppendHook, IngestInput, IngestResult, InternalInput, JobChanges, JobKey, JobView, RunRow } from './types.js'
 
 const SCHEMA_VERSION = 1
 
@@ -23,53 +22,46 @@ export interface JournalOptions {
 interface Pending {
   input: IngestInput | InternalInput
   internal: boolean
-  resolve: (r: IngestResult) => void
-  reject: (e: unknown) => void
+  /** A job `complete()` deletes with the entry. */
+  done?: { queue: string; key: JobKey }
 }
 
-export type CommitListener = (head: number) => void
+/** A run row as the previous version stored it: the mirror's part under `mirror`. */
+type StoredRow = RunRow | (Omit<RunRow, 'parts'> & { mirror?: unknown; parts?: undefined })
 
 /**
- * The durable journal: one LMDB environment, written in group commits.
+ * The durable journal: one LMDB environment, written in group commits
+ * (group-commit.ts). The one implementation of `JournalPort` on one box.
  *
  * Durability: the environment is opened with `overlappingSync: false`, so an
  * lmdb-js write transaction's promise resolves only after LMDB's commit has
- * called fdatasync. `ingest()` resolves after that promise, and the HTTP layer
+ * called fdatasync. `append()` resolves after that promise, and the HTTP layer
  * answers 200 only then (test/durability.test.ts injects a slow fdatasync and
  * checks the order).
  *
- * Group commit: `ingest()` calls are queued and written in one transaction
- * started from `setImmediate`; while it commits on lmdb's writer thread (its
- * fdatasync), the requests that arrive gather for the next one, which starts
- * when it settles. So the batch grows with the load whatever the arrival
- * pattern (node:http hands over requests of new connections one loop turn
- * at a time). Seqs are assigned inside the transaction from the last key, so
- * they stay gapless.
+ * Reads are served from this process's LMDB snapshot: the promises they
+ * return settle on the next microtask.
  *
  * Limits: `Capacity` refuses entries (503) before the map or the disk would
  * fill; an I/O error on commit makes the journal fail-stop (`failed`).
  */
-export class Journal {
+export class LmdbJournal implements JournalPort {
   readonly epoch: string
   readonly dir: string
   #env: RootDatabase
   #events: Database<Buffer, number>
-  #runs: Database<RunRow, [string, string]>
+  #runs: Database<StoredRow, [string, string]>
   #cursors: Database<{ seq: number; epoch: string; at: number }, string>
   #meta: Database<unknown, string>
+  /** Job queues by name, each its own database (the mirror's is `mirror`). */
+  #queues = new Map<string, Database<unknown, JobKey>>()
   #head: number
-  #queue: Pending[] = []
-  #scheduled = false
-  #inflight = 0
-  #idleWaiters: Array<() => void> = []
+  #writer: GroupCommit<Pending, IngestResult>
   #listeners = new Set<CommitListener>()
   #hooks: AppendHook[] = []
-  #failed: Error | undefined
   #closed = false
   #capacity: Capacity
   #unlock: () => void
-  /** Databases other parts opened in this environment; counted in usedBytes. */
-  #others: Database[] = []
   /** Called with each commit's duration in seconds (metrics). */
   onCommitTimed: ((seconds: number, entries: number) => void) | undefined
 
@@ -78,7 +70,7 @@ export class Journal {
     this.#unlock = unlock
     this.#env = env
     this.#events = env.openDB<Buffer, number>('events', { keyEncoding: 'uint32', encoding: 'binary' })
-    this.#runs = env.openDB<RunRow, [string, string]>('runs', {})
+    this.#runs = env.openDB<StoredRow, [string, string]>('runs', {})
     this.#cursors = env.openDB('cursors', {})
     this.#meta = env.openDB('meta', {})
     let epoch = this.#meta.get('epoch') as string | undefined
@@ -98,6 +90,22 @@ export class Journal {
     this.epoch = epoch
     this.#head = this.#lastSeq()
     this.#capacity = new Capacity(opts.dir, () => this.#pagesInUse(), opts.mapSize, opts.minFree)
+    this.#writer = new GroupCommit<Pending, IngestResult>({
+      transaction: (fn) => this.#env.transaction(fn),
+      childTransaction: <V>(fn: () => V) => this.#env.childTransaction(fn) as unknown as V,
+      lastSeq: () => this.#lastSeq(),
+      write: (p, head) => this.#write(p, head),
+      bytesOf: (p) => p.input.body.length,
+      settled: (bytes) => this.#capacity.settled(bytes),
+      committed: (head, bytes, entries, seconds) => {
+        this.#head = Math.max(this.#head, head)
+        this.#capacity.noteCommitted(bytes, entries)
+        this.onCommitTimed?.(seconds, entries)
+      },
+      notify: () => {
+        for (const l of this.#listeners) l(this.#head)
+      },
+    })
   }
 
   /**
@@ -106,7 +114,7 @@ export class Journal {
    *   used, HOOKRELAY_JOURNAL_LOCKED when another relay holds it,
    *   HOOKRELAY_JOURNAL_OPEN when LMDB cannot open the journal there.
    */
-  static async open(opts: JournalOptions): Promise<Journal> {
+  static async open(opts: JournalOptions): Promise<LmdbJournal> {
     prepareDataDir(opts.dir)
     const unlock = lockDataDir(opts.dir)
     let env: RootDatabase
@@ -128,12 +136,12 @@ export class Journal {
         cause,
       })
     }
-    let journal: Journal
+    let journal: LmdbJournal
     try {
       // LMDB creates both files with the umask's mode; they hold every callback body.
       restrictFile(`${opts.dir}/journal.mdb`)
       restrictFile(`${opts.dir}/journal.mdb-lock`)
-      journal = new Journal(opts, env, unlock)
+      journal = new LmdbJournal(opts, env, unlock)
     } catch (e) {
       await env.close()
       unlock()
@@ -143,24 +151,21 @@ export class Journal {
     return journal
   }
 
-  /** The last committed seq (0 when empty). */
   get head(): number {
     return this.#head
   }
 
-  /** The first seq still in the journal; head + 1 when it is empty. */
   get earliest(): number {
     for (const k of this.#events.getKeys({ limit: 1 })) return k
     return this.#head + 1
   }
 
-  /** Set after an I/O error: the journal stops acknowledging (fail-stop). */
   get failed(): Error | undefined {
-    return this.#failed
+    return this.#writer.failed
   }
 
   get ready(): boolean {
-    return !this.#closed && this.#failed === undefined
+    return !this.#closed && this.failed === undefined
   }
 
   /**
@@ -169,7 +174,9 @@ export class Journal {
    * an ordinary 64 KiB callback.
    */
   refusal(bytes = 0): RelayError | undefined {
-    return this.#refusal(bytes)
+    if (this.#closed) return new RelayError('HOOKRELAY_JOURNAL_CLOSING', 'the relay is shutting down')
+    if (this.failed) return failedError()
+    return this.#capacity.refusal(bytes)
   }
 
   /** Approximate bytes of pages in use (data, not free pages). */
@@ -187,18 +194,6 @@ export class Journal {
     return this.#capacity.usedBytes
   }
 
-  get mapSize(): number {
-    return this.#capacity.mapSize
-  }
-
-  /** Named databases for other parts (e.g. the mirror's job queue) in the same environment. */
-  openDB<V, K extends string | number | (string | number)[]>(name: string): Database<V, K> {
-    const db = this.#env.openDB<V, K>(name, {})
-    this.#others.push(db as unknown as Database)
-    return db
-  }
-
-  /** Registers a hook that runs inside the write transaction for each entry. */
   addAppendHook(hook: AppendHook): void {
     this.#hooks.push(hook)
   }
@@ -208,13 +203,8 @@ export class Journal {
     return () => this.#listeners.delete(listener)
   }
 
-  /**
-   * Journals a verified callback, deduplicating on source + key.
-   * Resolves after the entry is durable; rejects with a RelayError (status 503)
-   * when it cannot be.
-   */
-  ingest(input: IngestInput): Promise<IngestResult> {
-    const refused = this.#refusal(input.body.length)
+  append(input: IngestInput): Promise<IngestResult> {
+    const refused = this.refusal(input.body.length)
     if (refused) return Promise.reject(refused)
     // A retry of something already committed needs no write at all.
     const row = this.#runs.get([input.source, input.key])
@@ -224,140 +214,38 @@ export class Journal {
     if (known && known.seq <= this.#head) {
       return Promise.resolve({ seq: known.seq, revision: known.revision, duplicate: true })
     }
-    return this.#enqueue(input, false)
+    return this.#submit({ input, internal: false })
   }
 
-  /** Appends an entry of the relay's own (never deduplicated). Resolves with its seq. */
   async appendInternal(input: InternalInput): Promise<number> {
-    const refused = this.#refusal(input.body.length)
-    if (refused) throw refused
-    return (await this.#enqueue(input, true)).seq
+    return (await this.#submitInternal({ input, internal: true })).seq
   }
 
-  #enqueue(input: IngestInput | InternalInput, internal: boolean): Promise<IngestResult> {
-    return new Promise<IngestResult>((resolve, reject) => {
-      this.#queue.push({ input, internal, resolve, reject })
-      this.#capacity.queued(input.body.length)
-      // A commit in flight starts the next batch when it settles.
-      if (!this.#scheduled && this.#inflight === 0) {
-        this.#scheduled = true
-        setImmediate(this.#flush)
-      }
-    })
+  async complete(queue: string, key: JobKey, input: InternalInput): Promise<number> {
+    this.#queue(queue)
+    return (await this.#submitInternal({ input, internal: true, done: { queue, key } })).seq
   }
 
-  #refusal(bytes: number): RelayError | undefined {
-    if (this.#closed) return new RelayError('HOOKRELAY_JOURNAL_CLOSING', 'the relay is shutting down')
-    if (this.#failed) {
-      return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
-    }
-    return this.#capacity.refusal(bytes)
+  #submitInternal(p: Pending): Promise<IngestResult> {
+    const refused = this.refusal(p.input.body.length)
+    if (refused) return Promise.reject(refused)
+    return this.#submit(p)
   }
 
-  #flush = (): void => {
-    this.#scheduled = false
-    const batch = this.#queue
-    this.#queue = []
-    if (batch.length === 0) return
-    let batchBytes = 0
-    for (const p of batch) batchBytes += p.input.body.length
-    if (this.#failed) {
-      this.#capacity.settled(batchBytes)
-      const err = new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
-      for (const p of batch) p.reject(err)
-      this.#settle()
-      return
-    }
-    const results: Array<IngestResult | Error> = new Array(batch.length)
-    let newHead = this.#head
-    const started = process.hrtime.bigint()
-    this.#inflight++
-    this.#env
-      .transaction(() => {
-        const base = this.#lastSeq()
-        // The whole batch in one child transaction (the common case pays one
-        // nesting per batch, not per entry). If an entry throws (a hook, a
-        // value LMDB refuses), that child is rolled back and each entry is
-        // written in a child of its own, so the bad one fails alone without
-        // taking its batch, or the relay, down with it.
-        try {
-          newHead = this.#env.childTransaction(() => {
-            let h = base
-            for (let i = 0; i < batch.length; i++) h = this.#write(batch[i]!, h, results, i)
-            return h
-          }) as unknown as number
-        } catch {
-          newHead = base
-          for (let i = 0; i < batch.length; i++) {
-            const p = batch[i]!
-            try {
-              newHead = this.#env.childTransaction(() => this.#write(p, newHead, results, i)) as unknown as number
-            } catch (e) {
-              results[i] = e instanceof Error ? e : new Error(String(e))
-            }
-          }
-        }
-      })
-      .then(
-        () => {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9
-          this.#head = Math.max(this.#head, newHead)
-          this.#capacity.settled(batchBytes)
-          this.#capacity.noteCommitted(batchBytes, batch.length)
-          this.onCommitTimed?.(seconds, batch.length)
-          for (let i = 0; i < batch.length; i++) {
-            const r = results[i]!
-            if (r instanceof Error) {
-              batch[i]!.reject(
-                new RelayError('HOOKRELAY_JOURNAL_ENTRY_REJECTED', 'the journal could not store this entry', { cause: r }),
-              )
-            } else {
-              batch[i]!.resolve(r)
-            }
-          }
-          for (const l of this.#listeners) l(this.#head)
-        },
-        (cause: unknown) => {
-          this.#capacity.settled(batchBytes)
-          // lmdb-js hangs the underlying I/O error on a second promise; it is reported here, not unhandled.
-          const commitError = (cause as { commitError?: Promise<unknown> }).commitError
-          commitError?.catch(() => undefined)
-          // Fail-stop: an fsync that failed may have lost pages; never retry and pretend.
-          // (Anything else — an exception before the commit — rejects this batch only.)
-          if (commitError !== undefined) this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))
-          const err = new RelayError('HOOKRELAY_JOURNAL_COMMIT_FAILED', 'the journal could not commit', { cause })
-          for (const p of batch) p.reject(err)
-        },
-      )
-      .finally(() => {
-        this.#inflight--
-        if (this.#queue.length > 0 && !this.#scheduled) {
-          this.#scheduled = true
-          setImmediate(this.#flush)
-        }
-        this.#settle()
-      })
+  #submit(p: Pending): Promise<IngestResult> {
+    this.#capacity.queued(p.input.body.length)
+    return this.#writer.submit(p)
   }
-
-  #settle(): void {
-    if (this.#inflight === 0 && this.#queue.length === 0) {
-      for (const w of this.#idleWaiters.splice(0)) w()
-    }
-  }
-
 
   /** Runs inside the write transaction. Returns the new head. */
-  #write(p: Pending, head: number, results: Array<IngestResult | Error>, i: number): number {
+  #write(p: Pending, head: number): { head: number; result: IngestResult } {
     const input = p.input
     const rk: [string, string] = [input.source, input.key]
-    const previous = this.#runs.get(rk)
+    const previous = this.#row(rk)
     if (!p.internal) {
       const ing = input as IngestInput
       const known = previous?.revisions.find((r) => r.sha256 === ing.sha256)
-      if (known) {
-        results[i] = { seq: known.seq, revision: known.revision, duplicate: true }
-        return head
-      }
+      if (known) return { head, result: { seq: known.seq, revision: known.revision, duplicate: true } }
     }
     const seq = head + 1
     const receivedAt = new Date(input.receivedAt).toISOString()
@@ -373,23 +261,53 @@ export class Journal {
       priv,
       input.body,
     )
+    const view = this.#view
+    if (p.done) this.#queues.get(p.done.queue)?.removeSync(p.done.key)
+    if (p.internal) this.#apply((input as InternalInput).updateRow?.(row, view))
     for (const hook of this.#hooks) {
-      hook({
-        seq,
-        source: input.source,
-        event: input.event,
-        key: input.key,
-        revision,
-        json: input.json,
-        row,
-        previous,
-        internal: p.internal,
-      })
+      this.#apply(
+        hook({
+          seq,
+          source: input.source,
+          event: input.event,
+          key: input.key,
+          revision,
+          json: input.json,
+          row,
+          previous,
+          internal: p.internal,
+          jobs: view,
+        }),
+      )
     }
     this.#events.putSync(seq, record, { append: true })
     this.#runs.putSync(rk, row)
-    results[i] = { seq, revision, duplicate: false }
-    return seq
+    return { head: seq, result: { seq, revision, duplicate: false } }
+  }
+
+  /** Jobs as the write transaction sees them (lmdb-js reads inside it see its own writes). */
+  #view: JobView = {
+    getJob: <J>(queue: string, key: JobKey) => this.#queues.get(queue)?.get(key) as J | undefined,
+  }
+
+  /** Inside a write transaction: only queues opened before it can be written. */
+  #apply(changes: JobChanges | undefined | void): void {
+    if (!changes) return
+    for (const r of changes.remove ?? []) this.#queues.get(r.queue)?.removeSync(r.key)
+    for (const e of changes.enqueue ?? []) {
+      const db = this.#queues.get(e.queue)
+      if (db === undefined) throw new Error(`job queue ${e.queue} is not open: call openQueue() at start`)
+      db.putSync(e.key, e.job)
+    }
+  }
+
+  #queue(name: string): Database<unknown, JobKey> {
+    let db = this.#queues.get(name)
+    if (db === undefined) {
+      db = this.#env.openDB<unknown, JobKey>(name, {})
+      this.#queues.set(name, db)
+    }
+    return db
   }
 
   #lastSeq(): number {
@@ -397,19 +315,24 @@ export class Journal {
     return (this.#meta.get('pruned_through') as number | undefined) ?? 0
   }
 
-  /** The run row for source + id, or undefined. */
-  getRun(source: string, id: string): RunRow | undefined {
-    return this.#runs.get([source, id])
+  /** The run row, in this version's shape whichever version stored it. */
+  #row(rk: [string, string]): RunRow | undefined {
+    const r = this.#runs.get(rk)
+    if (r === undefined || r.parts !== undefined) return r as RunRow | undefined
+    const { mirror, ...rest } = r as Omit<RunRow, 'parts'> & { mirror?: unknown }
+    return { ...rest, parts: mirror === undefined ? {} : { mirror } }
   }
 
-  /** One entry by seq, or undefined when it is not (or no longer) in the journal. */
-  get(seq: number): StoredEvent | undefined {
+  async getRun(source: string, id: string): Promise<RunRow | undefined> {
+    return this.#row([source, id])
+  }
+
+  async get(seq: number): Promise<StoredEvent | undefined> {
     const raw = this.#events.getBinary(seq)
     return raw ? decodeEvent(seq, raw) : undefined
   }
 
-  /** Up to `limit` entries with seq > after, in order. Only committed entries are visible. */
-  read(after: number, limit: number): StoredEvent[] {
+  async read(after: number, limit: number): Promise<StoredEvent[]> {
     const out: StoredEvent[] = []
     if (after >= this.#head) return out
     for (const { key, value } of this.#events.getRange({ start: after + 1, end: this.#head + 1, limit })) {
@@ -418,15 +341,13 @@ export class Journal {
     return out
   }
 
-  /** The stored ack of a durable consumer, if any. */
-  getCursor(name: string): { seq: number; epoch: string } | undefined {
+  async getCursor(name: string): Promise<StoredCursor | undefined> {
     const c = this.#cursors.get(name)
     return c ? { seq: c.seq, epoch: c.epoch } : undefined
   }
 
-  /** Forgets a durable consumer's ack (a consumer of that name that comes back is a new one). Returns whether it existed. */
   async deleteCursor(name: string): Promise<boolean> {
-    if (this.#failed) throw new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
+    if (this.failed) throw failedError()
     // lmdb-js's remove() resolves true for a missing key too.
     return this.#env.transaction(() => {
       if (this.#cursors.get(name) === undefined) return false
@@ -435,20 +356,49 @@ export class Journal {
     })
   }
 
-  /** All durable consumers and their acked seq. */
-  listCursors(): Array<{ name: string; seq: number }> {
+  async listCursors(): Promise<Array<{ name: string; seq: number }>> {
     const out: Array<{ name: string; seq: number }> = []
     for (const { key, value } of this.#cursors.getRange({})) out.push({ name: key, seq: value.seq })
     return out
   }
 
-  /** Stores many consumer acks in one transaction (acks are batched by the caller). */
   async saveCursors(acks: ReadonlyMap<string, number>): Promise<void> {
-    if (acks.size === 0 || this.#failed) return
+    if (acks.size === 0 || this.failed) return
     const at = Date.now()
     await this.#env.transaction(() => {
       for (const [name, seq] of acks) this.#cursors.putSync(name, { seq, epoch: this.epoch, at })
     })
+  }
+
+  openQueue(name: string): void {
+    this.#queue(name)
+  }
+
+  async getJob<J>(queue: string, key: JobKey): Promise<J | undefined> {
+    return this.#queue(queue).get(key) as J | undefined
+  }
+
+  async claim<J>(queue: string, opts: ClaimOptions<J>): Promise<Array<QueuedJob<J>>> {
+    const out: Array<QueuedJob<J>> = []
+    if (opts.limit <= 0) return out
+    for (const { key, value } of this.#queue(queue).getRange({})) {
+      const k = asJobKey(key)
+      if (opts.accept && !opts.accept(value as J, k)) continue
+      out.push({ key: k, job: value as J })
+      if (out.length >= opts.limit) break
+    }
+    return out
+  }
+
+  async jobs<J>(queue: string): Promise<Array<QueuedJob<J>>> {
+    const out: Array<QueuedJob<J>> = []
+    for (const { key, value } of this.#queue(queue).getRange({})) out.push({ key: asJobKey(key), job: value as J })
+    return out
+  }
+
+  async changeJobs(change: (jobs: JobView) => JobChanges | undefined | void): Promise<void> {
+    if (this.failed) throw failedError()
+    await this.#env.transaction(() => this.#apply(change(this.#view)))
   }
 
   /**
@@ -459,7 +409,7 @@ export class Journal {
    */
   async prune(through: number, max = 1000): Promise<number> {
     const end = Math.min(through, this.#head)
-    if (this.#closed || this.#failed || end < 1) return 0
+    if (this.#closed || this.failed || end < 1) return 0
     let removed = 0
     let last = 0
     await this.#env.transaction(() => {
@@ -503,14 +453,6 @@ export class Journal {
     this.#capacity.minFree = bytes
   }
 
-  /** Seq of the oldest entry received at or after `ms`, scanning from the start. */
-  firstAtOrAfter(ms: number): number {
-    for (const { key, value } of this.#events.getRange({})) {
-      if (Date.parse(decodeEvent(key, value).received_at) >= ms) return key
-    }
-    return this.#head + 1
-  }
-
   /** Exact bytes of LMDB pages in use by every database (not free pages). */
   #pagesInUse(): number {
     const env = this.#env.getStats() as {
@@ -520,17 +462,15 @@ export class Journal {
       overflowPages: number
     }
     let pages = env.treeBranchPageCount + env.treeLeafPageCount + env.overflowPages
-    for (const db of [this.#events, this.#runs, this.#cursors, this.#meta, ...this.#others] as Database[]) {
+    for (const db of [this.#events, this.#runs, this.#cursors, this.#meta, ...this.#queues.values()] as Database[]) {
       const st = db.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
       pages += st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages
     }
     return pages * env.pageSize
   }
 
-  /** Resolves when no commit is queued or running. */
   idle(): Promise<void> {
-    if (this.#inflight === 0 && this.#queue.length === 0) return Promise.resolve()
-    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+    return this.#writer.idle()
   }
 
   /**
@@ -545,4 +485,13 @@ export class Journal {
     await this.#env.close()
     this.#unlock()
   }
+}
+
+/** lmdb-js reads a one-element array key back as its element. */
+function asJobKey(key: JobKey | string | number): JobKey {
+  return Array.isArray(key) ? key : [key]
+}
+
+function failedError(): RelayError {
+  return new RelayError('HOOKRELAY_JOURNAL_FAILED', 'the journal stopped after an I/O error')
 }
