@@ -172,7 +172,7 @@ async function serve(args: string[]): Promise<void> {
   process.on('unhandledRejection', (err: unknown) => {
     // lmdb-js rejects one internal promise per failed commit besides the one
     // the journal handles; the journal has already gone fail-stop for it.
-    if (relay.journal.failed && err instanceof Error && err.message.startsWith('Commit failed')) return
+    if (relay.journal.handledRejection(err)) return
     log.fatal({ err }, 'unhandled rejection')
     log.flush()
     process.exit(1)

@@ -50,6 +50,7 @@ export class GroupCommit<T, R> {
   #inflight = 0
   #idleWaiters: Array<() => void> = []
   #failed: Error | undefined
+  #commitErrors = new WeakSet<Promise<unknown>>()
 
   constructor(store: GroupCommitStore<T, R>) {
     this.#store = store
@@ -58,6 +59,17 @@ export class GroupCommit<T, R> {
   /** Set after an I/O error on commit. */
   get failed(): Error | undefined {
     return this.#failed
+  }
+
+  /**
+   * Whether `err` is lmdb-js's copy of a commit failure this writer already
+   * handled: lmdb-js rejects one more internal promise per failed commit,
+   * which nothing can await, with an error that carries the same
+   * `commitError` promise (matched by identity, not by message text).
+   */
+  handled(err: unknown): boolean {
+    const commitError = (err as { commitError?: unknown } | null)?.commitError
+    return commitError instanceof Promise && this.#commitErrors.has(commitError)
   }
 
   /** Queues an item for the next batch; resolves with its result once its commit is durable. */
@@ -149,6 +161,7 @@ export class GroupCommit<T, R> {
           // lmdb-js hangs the underlying I/O error on a second promise; it is reported here, not unhandled.
           const commitError = (cause as { commitError?: Promise<unknown> }).commitError
           commitError?.catch(() => undefined)
+          if (commitError !== undefined) this.#commitErrors.add(commitError)
           // Fail-stop: an fsync that failed may have lost pages; never retry and pretend.
           // (Anything else — an exception before the commit — rejects this batch only.)
           if (commitError !== undefined) this.#failed ??= cause instanceof Error ? cause : new Error(String(cause))

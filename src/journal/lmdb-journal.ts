@@ -164,6 +164,10 @@ export class LmdbJournal implements JournalPort {
     return this.#writer.failed
   }
 
+  handledRejection(err: unknown): boolean {
+    return this.#writer.handled(err)
+  }
+
   get ready(): boolean {
     return !this.#closed && this.failed === undefined
   }

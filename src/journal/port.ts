@@ -56,6 +56,12 @@ export interface JournalPort {
 
   /** Set after an I/O error: the journal stops acknowledging (fail-stop). */
   readonly failed: Error | undefined
+  /**
+   * Whether an unhandled promise rejection is the backend's own echo of a
+   * commit failure the journal has already handled (and gone fail-stop
+   * for), so the process may ignore it rather than exit.
+   */
+  handledRejection(err: unknown): boolean
   /** Not closing and not failed. */
   readonly ready: boolean
   /**

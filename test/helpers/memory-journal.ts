@@ -87,6 +87,11 @@ export class MemoryJournal implements JournalPort {
     return this.#failed
   }
 
+  /** Nothing here rejects a promise nobody holds. */
+  handledRejection(): boolean {
+    return false
+  }
+
   get ready(): boolean {
     return !this.#closed && this.#failed === undefined
   }
