@@ -1,4 +1,5 @@
 /** Calls to the relay with the signed-in token as a bearer header. */
+import type { StreamEvent } from '../../src/protocol/frames.js'
 
 export class ApiError extends Error {
   readonly status: number
@@ -18,17 +19,10 @@ export interface Session {
   epoch: string
 }
 
-/** `GET /v1/events/<seq>`. */
-export interface OneEvent {
-  seq: number
-  source: string
-  event: string
-  key: string
-  revision: number
-  received_at: string
+/** `GET /v1/events/<seq>`: the stream's event with the raw body as text, the headers kept with it, and the key's revisions. */
+export interface OneEvent extends StreamEvent<string> {
   headers: Record<string, string>
   revisions: Array<{ revision: number; seq: number }>
-  body: string
 }
 
 export async function api<T>(token: string, path: string, init: RequestInit = {}): Promise<T> {

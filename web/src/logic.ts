@@ -4,17 +4,10 @@
  * test/console-logic.test.ts.
  */
 import { eventMatcher } from '../../src/fanout/event-glob.js'
+import type { StreamEvent } from '../../src/protocol/frames.js'
 
 /** One event as the tail keeps it (the stream's event frame). */
-export interface TailEvent {
-  seq: number
-  source: string
-  event: string
-  key: string
-  revision: number
-  received_at: string
-  body: unknown
-}
+export type TailEvent = StreamEvent
 
 export interface TailFilter {
   /** '' = every source the token reads. */

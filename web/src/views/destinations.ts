@@ -3,29 +3,9 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { api, type Session } from '../api.js'
 import { destinationState, latencyText, nextAttemptText, replaySeq, urlWithoutQuery, type DestinationRow } from '../logic.js'
 import { enc, Failed, html } from '../ui.js'
+import type { AttemptRecord, DeadLetter } from '../../../src/destinations/records.js'
 
-interface Attempt {
-  seq: number
-  attempt: number
-  at: number
-  status: number | null
-  latency_ms: number
-  error: string | null
-  outcome: string
-  next_at: number | null
-}
-
-interface DeadLetter {
-  seq: number
-  source: string
-  event: string
-  key: string
-  at: number
-  attempts: number
-  reason: string
-}
-
-type Detail = DestinationRow & { dead_letter_list: DeadLetter[]; recent_attempts: Attempt[] }
+type Detail = DestinationRow & { dead_letter_list: DeadLetter[]; recent_attempts: AttemptRecord[] }
 
 type Action = { kind: 'dead' } | { kind: 'from'; seq: number } | { kind: 'pause' } | { kind: 'resume' }
 
