@@ -1,8 +1,6 @@
 // The console's server side: the page's headers and size, its JSON endpoints, consumers, config.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
 import { gzipSync } from 'node:zlib'
-import { join } from 'node:path'
 import { consoleExtension } from '../src/console/extension.js'
 import { CSP } from '../src/console/static-files.js'
 import { loadConfigText } from '../src/config/load.js'
@@ -11,9 +9,9 @@ import { fanoutExtension } from '../src/fanout/hub.js'
 import { restartRequired } from '../src/reload-diff.js'
 import { get, postRunflow, startTestRelay, testConfig, testConfigYaml, TOKEN, TOKEN_GH } from './helpers/relay.js'
 import { connect } from './helpers/ws-conn.js'
+import { ensureConsoleBuilt } from './helpers/console-build.js'
 
-const ROOT = join(import.meta.dirname, '..')
-execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-console.mjs')], { stdio: 'ignore' })
+ensureConsoleBuilt()
 
 const extensions = () => [fanoutExtension(), consoleExtension()]
 const operatorApp = (yaml: string): string => yaml.replace('sources: ["*"]', 'sources: ["*"]\n    role: operator')

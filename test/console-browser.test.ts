@@ -16,6 +16,7 @@ import { post, postRunflow, startTestRelay, TOKEN, TOKEN_GH } from './helpers/re
 import { connect } from './helpers/ws-conn.js'
 import { nextAttempt, OPERATOR_TOKEN, READER_TOKEN, startDestinationRelay, startHandler } from './destinations-harness.js'
 import { setMirror } from '../src/mirror/run-part.js'
+import { ensureConsoleBuilt } from './helpers/console-build.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ROOT = join(import.meta.dirname, '..')
@@ -31,8 +32,7 @@ if (!existsSync(CHROMIUM)) {
     execFileSync('apt-get', ['install', '-y', 'chromium'], { stdio: 'ignore' })
   }
 }
-// The page is served from the build; build it from this tree so the test sees the source under test.
-execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-console.mjs')], { stdio: 'ignore' })
+ensureConsoleBuilt()
 mkdirSync(SHOTS, { recursive: true })
 
 const extensions = () => [fanoutExtension(), consoleExtension()]
