@@ -1,0 +1,200 @@
+// Real nats-server processes for the JetStream backend's tests: a cluster of
+// JetStream nodes on loopback ports, each with its own storage directory,
+// which a test can kill (SIGKILL a leader) and start again on the same ports
+// and storage.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { debianTool } from './debian-tool.js'
+
+/** Oldest nats-server the tests accept: `sync_interval` (fsync before each PubAck) came with 2.10. */
+const MIN_VERSION = [2, 10]
+
+/** The `nats-server` binary: Debian 13's package (2.10, a static binary that runs on Debian 12) unless PATH has ≥ 2.10. */
+export function natsServerBin(): string {
+  return debianTool('nats-server', 'nats-server', 'usr/sbin/nats-server', {
+    suite: 'trixie',
+    acceptOnPath: (path) => versionAtLeast(natsServerVersion(path), MIN_VERSION),
+  })
+}
+
+export function natsServerVersion(bin: string): number[] {
+  const out = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? ''
+  const m = /v(\d+)\.(\d+)\.(\d+)/.exec(out)
+  return m === null ? [0, 0, 0] : [Number(m[1]), Number(m[2]), Number(m[3])]
+}
+
+function versionAtLeast(v: number[], min: number[]): boolean {
+  for (let i = 0; i < min.length; i++) {
+    if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i]!
+  }
+  return true
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as { port: number }
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return port
+}
+
+export interface NatsNode {
+  name: string
+  /** Client port. */
+  port: number
+  url: string
+  monitorPort: number
+  clusterPort: number
+  storeDir: string
+  configFile: string
+  /** The running process, undefined while the node is stopped. */
+  proc: ChildProcess | undefined
+  /** Everything the process wrote to stderr since its last start. */
+  log: string
+}
+
+export interface NatsCluster {
+  nodes: NatsNode[]
+  /** Client URLs of every node (`nats://127.0.0.1:port`). */
+  urls: string[]
+  /** Stops a node with `signal` (SIGKILL by default) and waits for it to exit. */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>
+  /** Starts a stopped node again on its ports and storage; resolves once it serves clients. */
+  start(i: number): Promise<void>
+  /** Resolves once every running node knows the JetStream meta leader. */
+  waitForMeta(): Promise<void>
+  /** `/jsz` of a running node (monitoring endpoint), parsed. */
+  jsz(i: number, query?: string): Promise<Record<string, unknown>>
+  /** Stops every node (SIGTERM, then SIGKILL). Registered with t.teardown. */
+  stop(): Promise<void>
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+export interface ClusterOptions {
+  /** Nodes (default 3). */
+  size?: number
+  /** Where the nodes keep configs and storage (e.g. t.testdir()). */
+  dir: string
+  /** `jetstream.sync_interval` (default `always`: fsync before every PubAck). */
+  syncInterval?: string
+  /** Lines added to every node's config (accounts, authorization, tls blocks). */
+  extraConfig?: string
+}
+
+/** Starts a JetStream cluster of `size` nodes on loopback and waits until it has a meta leader. */
+export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promise<NatsCluster> {
+  const bin = natsServerBin()
+  const size = opts.size ?? 3
+  const nodes: NatsNode[] = []
+  for (let i = 0; i < size; i++) {
+    const name = `n${i + 1}`
+    const [port, monitorPort, clusterPort] = [await freePort(), await freePort(), await freePort()]
+    const storeDir = join(opts.dir, name)
+    mkdirSync(storeDir, { recursive: true })
+    nodes.push({ name, port, url: `nats://127.0.0.1:${port}`, monitorPort, clusterPort, storeDir, configFile: join(opts.dir, `${name}.conf`), proc: undefined, log: '' })
+  }
+  for (const n of nodes) {
+    const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`)
+    const lines = [
+      `server_name: ${n.name}`,
+      `listen: 127.0.0.1:${n.port}`,
+      `http: 127.0.0.1:${n.monitorPort}`,
+      `jetstream {`,
+      `  store_dir: "${n.storeDir}"`,
+      `  max_memory_store: 64MB`,
+      `  max_file_store: 2GB`,
+      `  sync_interval: ${opts.syncInterval ?? 'always'}`,
+      `}`,
+      ...(size > 1 ? [`cluster {`, `  name: hookrelay-test`, `  listen: 127.0.0.1:${n.clusterPort}`, `  routes: [${routes.join(', ')}]`, `}`] : []),
+      opts.extraConfig ?? '',
+    ]
+    writeFileSync(n.configFile, lines.join('\n') + '\n')
+  }
+
+  const startNode = async (n: NatsNode): Promise<void> => {
+    n.log = ''
+    const proc = spawn(bin, ['-c', n.configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+    n.proc = proc
+    proc.stderr!.on('data', (d: Buffer) => {
+      n.log += d.toString()
+      if (n.log.length > 200_000) n.log = n.log.slice(-100_000)
+    })
+    await new Promise<void>((resolve, reject) => {
+      const onExit = (code: number | null, signal: string | null): void =>
+        reject(new Error(`nats-server ${n.name} exited (${code ?? signal}) before it was ready:\n${n.log}`))
+      proc.once('exit', onExit)
+      const check = (): void => {
+        if (n.log.includes('Server is ready')) {
+          proc.off('exit', onExit)
+          proc.stderr!.off('data', check)
+          resolve()
+        }
+      }
+      proc.stderr!.on('data', check)
+      check()
+    })
+  }
+
+  const kill = async (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const proc = nodes[i]!.proc
+    if (proc === undefined) return
+    nodes[i]!.proc = undefined
+    if (proc.exitCode !== null || proc.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+    proc.kill(signal)
+    await exited
+  }
+
+  const jsz = async (i: number, query = ''): Promise<Record<string, unknown>> => {
+    const res = await fetch(`http://127.0.0.1:${nodes[i]!.monitorPort}/jsz${query}`)
+    return (await res.json()) as Record<string, unknown>
+  }
+
+  const waitForMeta = async (): Promise<void> => {
+    for (;;) {
+      const running = nodes.map((n, i) => [n, i] as const).filter(([n]) => n.proc !== undefined)
+      const leaders = await Promise.all(
+        running.map(async ([, i]) => {
+          try {
+            const meta = (await jsz(i)).meta_cluster as { leader?: string } | undefined
+            return meta?.leader ?? ''
+          } catch {
+            return ''
+          }
+        }),
+      )
+      if (leaders.length > 0 && leaders.every((l) => l !== '' && l === leaders[0])) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      nodes.map(async (n, i) => {
+        const proc = n.proc
+        if (proc === undefined) return
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
+        await kill(i, 'SIGTERM')
+        clearTimeout(timer)
+      }),
+    )
+  }
+  t.teardown(stop)
+
+  await Promise.all(nodes.map(startNode))
+  await waitForMeta()
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url),
+    kill,
+    start: async (i) => startNode(nodes[i]!),
+    waitForMeta,
+    jsz,
+    stop,
+  }
+}
