@@ -393,6 +393,8 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       timeouts: { connect_ms: m.timeouts.connect, headers_ms: m.timeouts.headers, total_ms: m.timeouts.total },
     },
     journal: {
+      backend: 'lmdb',
+      jetstream: undefined,
       map_size: j.map_size,
       retention: { max_age_ms: j.retention.max_age, max_bytes: j.retention.max_bytes },
       min_free: j.min_free,

@@ -83,9 +83,36 @@ export interface MirrorConfig {
 }
 
 export interface JournalConfig {
+  /** Where entries live: LMDB in data_dir (one box), or a NATS JetStream stream (cluster mode). */
+  backend: 'lmdb' | 'jetstream'
   map_size: number
   retention: { max_age_ms: number; max_bytes: number }
   min_free: number
+  /** Set when `backend` is `jetstream`. */
+  jetstream: JetStreamConfig | undefined
+}
+
+/** `journal.jetstream`: the NATS cluster the relays share. */
+export interface JetStreamConfig {
+  /** `nats://host:port` URLs of the cluster's nodes. */
+  servers: string[]
+  /** The stream's name (created if missing, checked if present); KV buckets are named after it. */
+  stream: string
+  /** Replicas the stream is created with (and warned about when an existing one has fewer than 3). */
+  replicas: number
+  /** How long a publish waits for its PubAck, and a request for its answer. */
+  timeout_ms: number
+  /** JetStream's `Nats-Msg-Id` duplicate window of the stream. */
+  duplicate_window_ms: number
+  /** At most one of: token, user + password, an nkey seed file, a creds file (JWT + seed). */
+  auth:
+    | { kind: 'none' }
+    | { kind: 'token'; token: string }
+    | { kind: 'user'; user: string; password: string }
+    | { kind: 'nkey'; seed_file: string }
+    | { kind: 'creds'; file: string }
+  /** TLS to the servers: a CA to trust, and a client certificate when the servers want one. */
+  tls: { ca_file: string; cert_file: string; key_file: string } | undefined
 }
 
 export interface StreamConfig {
