@@ -101,6 +101,10 @@ export const ERRORS = {
   HOOKRELAY_DESTINATION_FORBIDDEN: { status: 403, where: '403', meaning: 'replay, pause or resume without an operator\'s token' },
   HOOKRELAY_DESTINATION_BAD_REQUEST: { status: 400, where: '400', meaning: 'a replay body that is not `{"from": N}` or `{"dead_letters": true}`, or a bad `seq`/`limit`' },
   HOOKRELAY_DESTINATION_UNAVAILABLE: { status: 503, where: '503', meaning: 'the action could not be stored, or the dead letters read (journal failure); retry' },
+  HOOKRELAY_JETSTREAM_CONNECT: { where: 'start', meaning: 'no server in `journal.jetstream.servers` could be reached, or TLS to it failed (the message says which and what to check)' },
+  HOOKRELAY_JETSTREAM_AUTH: { where: 'start', meaning: 'the NATS servers refused the credentials of `journal.jetstream`' },
+  HOOKRELAY_JETSTREAM_FILE: { where: 'start', meaning: 'an nkey seed, creds or TLS file of `journal.jetstream` cannot be read or is malformed' },
+  HOOKRELAY_JETSTREAM_STREAM_REFUSED: { where: 'start', meaning: 'the existing stream would break the journal\'s contract (subjects, retention, discard, per-subject limits, sealed, no acks); the message says which and how to fix it' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -161,7 +161,10 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
       const leaders = await Promise.all(
         running.map(async ([, i]) => {
           try {
-            const meta = (await jsz(i)).meta_cluster as { leader?: string } | undefined
+            const info = await jsz(i)
+            const meta = info.meta_cluster as { leader?: string } | undefined
+            // A standalone node (size 1) has no meta group: JetStream is up once /jsz answers with its config.
+            if (size === 1) return info.config !== undefined ? 'standalone' : ''
             return meta?.leader ?? ''
           } catch {
             return ''
