@@ -64,6 +64,10 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     only: { type: 'string' },
+    // Options for mirrorExtension() in the relay trials, as JSON (to measure one change at a time), e.g. '{"memoryMaxBytes":0}'.
+    'relay-opts': { type: 'string', default: '{}' },
+    // More relay trials per round, each with its own options, e.g. '{"no-pool":{"originKeepAlive":false}}' (kind "relay:no-pool").
+    variants: { type: 'string', default: '{}' },
     // Internal: the relay alone in a child process, for its own RSS (see relayRssTrial).
     'relay-child': { type: 'string' },
     out: { type: 'string', default: join(BENCH, 'results/mirror.json') },
@@ -73,11 +77,17 @@ const Q = values.quick
 const CHILD = values['relay-child'] !== undefined
 const ROUNDS = values.rounds !== undefined ? Number(values.rounds) : Q ? 1 : 5
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) throw new Error('--rounds takes a whole number from 1 to 50')
+const RELAY_OPTS = JSON.parse(values['relay-opts'])
+const VARIANTS = JSON.parse(values.variants)
+const KINDS = ['plain', 'relay', ...Object.keys(VARIANTS).map((v) => `relay:${v}`)]
+const optsOf = (kind) => (kind === 'relay' ? RELAY_OPTS : VARIANTS[kind.slice('relay:'.length)])
 const ONLY = values.only
 if (ONLY !== undefined && ONLY !== 'big' && ONLY !== 'small') throw new Error('--only takes big or small')
 const MiB = 1024 * 1024
 const P = {
   rounds: ROUNDS,
+  relay_opts: RELAY_OPTS,
+  variants: VARIANTS,
   workloads: ONLY ? [ONLY] : ['big', 'small'],
   // The relay-alone RSS trial runs in the first rounds only (its figure is steady; the time is better spent on A/B rounds).
   rss_rounds: Math.min(ROUNDS, 2),
@@ -404,11 +414,11 @@ class LogSink extends Writable {
  * the worker's per-object phases (download incl. connect + sha256 + spool;
  * upload incl. presign + PUT + stat; record = the journal commit).
  */
-async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
+async function runRelay(S3, origin, batches, tag, { debugLog = false, opts = RELAY_OPTS } = {}) {
   const dataDir = tempDir('mirror-relay')
   const sink = debugLog ? new LogSink() : undefined
   const relay = await Relay.start(relayConfig(dataDir, S3.endpoint), {
-    extensions: [mirrorExtension()],
+    extensions: [mirrorExtension(opts)],
     ...(sink ? { logger: pino({ level: 'debug' }, sink) } : {}),
   })
   try {
@@ -612,7 +622,7 @@ async function main() {
     const conn0 = origin.connections()
     const req0 = origin.requests()
     const cpu0 = process.cpuUsage()
-    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag)
+    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag, { opts: optsOf(kind) })
     const cpu = process.cpuUsage(cpu0)
     const ownCpu = (cpu.user + cpu.system) / 1e6
     // Other processes' CPU during the trial (user+system, all cores), per second: > 0.2 means a noisy machine.
@@ -655,8 +665,7 @@ async function main() {
 
     for (let round = 1; round <= P.rounds; round++) {
       for (const workload of P.workloads) {
-        results.trials.push(await trial('plain', workload, round))
-        results.trials.push(await trial('relay', workload, round))
+        for (const kind of KINDS) results.trials.push(await trial(kind, workload, round))
       }
       if (P.workloads.includes('big') && round <= P.rss_rounds) {
         syncDisks()
@@ -704,7 +713,7 @@ async function main() {
 
     for (const workload of P.workloads) {
       const s = { label: WORKLOADS[workload].label }
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const ts = results.trials.filter((t) => t.workload === workload && t.kind === kind)
         s[kind] = {
           rounds: ts.length,
@@ -715,15 +724,18 @@ async function main() {
           cpu_s_per_s: median(ts.map((t) => t.cpu_s_per_s)),
           others_cpu_s_per_s_max: Math.max(...ts.map((t) => t.others_cpu_s_per_s)),
         }
+        if (kind === 'plain') continue
+        s[kind].vs_plain = s[kind].mb_s / s.plain.mb_s
+        // Each round's relay trial against the plain trial of the same round (run just before it): what a slow spell of the machine changes least.
+        const paired = []
+        for (let round = 1; round <= P.rounds; round++) {
+          const one = (k) => results.trials.find((t) => t.workload === workload && t.kind === k && t.round === round)
+          paired.push(one(kind).mb_s / one('plain').mb_s)
+        }
+        s[kind].paired_ratio = { per_round: paired, median: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
       }
-      s.relay_vs_plain = s.relay.mb_s / s.plain.mb_s
-      // Each round's relay trial against the plain trial just before it: what a slow spell of the machine changes least.
-      const paired = []
-      for (let round = 1; round <= P.rounds; round++) {
-        const one = (kind) => results.trials.find((t) => t.workload === workload && t.kind === kind && t.round === round)
-        paired.push(one('relay').mb_s / one('plain').mb_s)
-      }
-      s.paired_ratio = { per_round: paired, median: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
+      s.relay_vs_plain = s.relay.vs_plain
+      s.paired_ratio = s.relay.paired_ratio
       results.summary[workload] = s
     }
     const own = results.relay_own_process
@@ -743,8 +755,9 @@ async function main() {
     const rows = [['workload', 'path', 'MB/s (median)', 'range', 'files/s', 'seconds', 'CPU s/s', 'relay/plain', 'per round (median, range)']]
     for (const workload of P.workloads) {
       const s = results.summary[workload]
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const k = s[kind]
+        const pct = (x) => `${Math.round(x * 100)} %`
         rows.push([
           s.label,
           kind,
@@ -753,10 +766,8 @@ async function main() {
           r1(k.files_s),
           r1(k.seconds),
           r1(k.cpu_s_per_s),
-          kind === 'relay' ? `${Math.round(s.relay_vs_plain * 100)} %` : '',
-          kind === 'relay'
-            ? `${Math.round(s.paired_ratio.median * 100)} % (${Math.round(s.paired_ratio.range[0] * 100)}–${Math.round(s.paired_ratio.range[1] * 100)} %)`
-            : '',
+          kind === 'plain' ? '' : pct(k.vs_plain),
+          kind === 'plain' ? '' : `${pct(k.paired_ratio.median)} (${pct(k.paired_ratio.range[0])}–${pct(k.paired_ratio.range[1])})`,
         ])
       }
     }
