@@ -18,7 +18,7 @@
 //     2 files at a time (the relay's default concurrency);
 //   - relay:  dist/relay.js with the mirror extension (concurrency 2), signed
 //     Runflow callbacks listing the URLs, timed from the first POST until
-//     every object is `completed` in the run rows.
+//     every object's `mirror.completed` entry is committed.
 // Rounds alternate plain/relay (A/B/A/B) per workload; medians and ranges are
 // reported, and the median of each round's own relay/plain ratio (the two
 // trials of a round run back to back, so a slow spell of the machine hits
@@ -64,6 +64,10 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     only: { type: 'string' },
+    // Options for mirrorExtension() in the relay trials, as JSON (to measure one change at a time), e.g. '{"memoryMaxBytes":0}'.
+    'relay-opts': { type: 'string', default: '{}' },
+    // More relay trials per round, each with its own options, e.g. '{"no-pool":{"originKeepAlive":false}}' (kind "relay:no-pool").
+    variants: { type: 'string', default: '{}' },
     // Internal: the relay alone in a child process, for its own RSS (see relayRssTrial).
     'relay-child': { type: 'string' },
     out: { type: 'string', default: join(BENCH, 'results/mirror.json') },
@@ -73,11 +77,17 @@ const Q = values.quick
 const CHILD = values['relay-child'] !== undefined
 const ROUNDS = values.rounds !== undefined ? Number(values.rounds) : Q ? 1 : 5
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) throw new Error('--rounds takes a whole number from 1 to 50')
+const RELAY_OPTS = JSON.parse(values['relay-opts'])
+const VARIANTS = JSON.parse(values.variants)
+const KINDS = ['plain', 'relay', ...Object.keys(VARIANTS).map((v) => `relay:${v}`)]
+const optsOf = (kind) => (kind === 'relay' ? RELAY_OPTS : VARIANTS[kind.slice('relay:'.length)])
 const ONLY = values.only
 if (ONLY !== undefined && ONLY !== 'big' && ONLY !== 'small') throw new Error('--only takes big or small')
 const MiB = 1024 * 1024
 const P = {
   rounds: ROUNDS,
+  relay_opts: RELAY_OPTS,
+  variants: VARIANTS,
   workloads: ONLY ? [ONLY] : ['big', 'small'],
   // The relay-alone RSS trial runs in the first rounds only (its figure is steady; the time is better spent on A/B rounds).
   rss_rounds: Math.min(ROUNDS, 2),
@@ -327,39 +337,46 @@ function callback(runId, urls) {
   })
 }
 
-/** Resolves once every run's objects are all completed (after each journal commit); rejects on a failed one. */
-function allMirrored(relay, ids) {
-  const left = new Set(ids)
+/**
+ * Resolves once `expected` `mirror.completed` entries for these runs are in
+ * the journal (each object gets exactly one); rejects on a `mirror.failed`.
+ * Reads only the entries each commit added (a check that read every run row
+ * on every commit cost the relay's trial ~20 row decodes per object).
+ * The objects' states, sizes and sha256 are checked after the timing.
+ */
+function allMirrored(relay, ids, expected) {
+  const runs = new Set(ids)
+  let after = 0
+  let completed = 0
   return new Promise((resolve, reject) => {
-    let checking = false
+    let reading = false
     let again = false
     const check = async () => {
-      for (const id of left) {
-        const row = await relay.journal.getRun('runflow', id)
-        const objects = row?.parts.mirror?.objects ?? []
-        if (objects.length === 0) continue
-        const failed = objects.find((o) => o.state === 'failed')
-        if (failed) {
-          reject(new Error(`mirror failed for ${id} #${failed.index}: ${failed.reason?.code} ${failed.reason?.message}`))
-          return true
+      for (;;) {
+        const events = await relay.journal.read(after, 1000)
+        for (const e of events) {
+          after = e.seq
+          if (!runs.has(e.key)) continue
+          if (e.event === 'mirror.failed') throw new Error(`mirror failed for ${e.key}: ${e.body.toString()}`)
+          if (e.event === 'mirror.completed') completed++
         }
-        if (objects.every((o) => o.state === 'completed')) left.delete(id)
+        if (events.length < 1000) return completed >= expected
       }
-      if (left.size === 0) resolve()
-      return left.size === 0
     }
-    // One check at a time (reads are async); a commit during one asks for another.
+    // One read at a time; a commit during one asks for another.
     const run = () => {
-      if (checking) {
+      if (reading) {
         again = true
         return
       }
-      checking = true
+      reading = true
       check().then(
         (done) => {
-          checking = false
-          if (done) off()
-          else if (again) {
+          reading = false
+          if (done) {
+            off()
+            resolve()
+          } else if (again) {
             again = false
             run()
           }
@@ -397,11 +414,11 @@ class LogSink extends Writable {
  * the worker's per-object phases (download incl. connect + sha256 + spool;
  * upload incl. presign + PUT + stat; record = the journal commit).
  */
-async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
+async function runRelay(S3, origin, batches, tag, { debugLog = false, opts = RELAY_OPTS } = {}) {
   const dataDir = tempDir('mirror-relay')
   const sink = debugLog ? new LogSink() : undefined
   const relay = await Relay.start(relayConfig(dataDir, S3.endpoint), {
-    extensions: [mirrorExtension()],
+    extensions: [mirrorExtension(opts)],
     ...(sink ? { logger: pino({ level: 'debug' }, sink) } : {}),
   })
   try {
@@ -410,6 +427,7 @@ async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
     const done = allMirrored(
       relay,
       calls.map((c) => c.id),
+      calls.reduce((n, c) => n + c.paths.length, 0),
     )
     const watch = rssWatch()
     const t0 = performance.now()
@@ -604,7 +622,7 @@ async function main() {
     const conn0 = origin.connections()
     const req0 = origin.requests()
     const cpu0 = process.cpuUsage()
-    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag)
+    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag, { opts: optsOf(kind) })
     const cpu = process.cpuUsage(cpu0)
     const ownCpu = (cpu.user + cpu.system) / 1e6
     // Other processes' CPU during the trial (user+system, all cores), per second: > 0.2 means a noisy machine.
@@ -647,8 +665,7 @@ async function main() {
 
     for (let round = 1; round <= P.rounds; round++) {
       for (const workload of P.workloads) {
-        results.trials.push(await trial('plain', workload, round))
-        results.trials.push(await trial('relay', workload, round))
+        for (const kind of KINDS) results.trials.push(await trial(kind, workload, round))
       }
       if (P.workloads.includes('big') && round <= P.rss_rounds) {
         syncDisks()
@@ -696,7 +713,7 @@ async function main() {
 
     for (const workload of P.workloads) {
       const s = { label: WORKLOADS[workload].label }
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const ts = results.trials.filter((t) => t.workload === workload && t.kind === kind)
         s[kind] = {
           rounds: ts.length,
@@ -707,15 +724,18 @@ async function main() {
           cpu_s_per_s: median(ts.map((t) => t.cpu_s_per_s)),
           others_cpu_s_per_s_max: Math.max(...ts.map((t) => t.others_cpu_s_per_s)),
         }
+        if (kind === 'plain') continue
+        s[kind].vs_plain = s[kind].mb_s / s.plain.mb_s
+        // Each round's relay trial against the plain trial of the same round (run just before it): what a slow spell of the machine changes least.
+        const paired = []
+        for (let round = 1; round <= P.rounds; round++) {
+          const one = (k) => results.trials.find((t) => t.workload === workload && t.kind === k && t.round === round)
+          paired.push(one(kind).mb_s / one('plain').mb_s)
+        }
+        s[kind].paired_ratio = { per_round: paired, median: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
       }
-      s.relay_vs_plain = s.relay.mb_s / s.plain.mb_s
-      // Each round's relay trial against the plain trial just before it: what a slow spell of the machine changes least.
-      const paired = []
-      for (let round = 1; round <= P.rounds; round++) {
-        const one = (kind) => results.trials.find((t) => t.workload === workload && t.kind === kind && t.round === round)
-        paired.push(one('relay').mb_s / one('plain').mb_s)
-      }
-      s.paired_ratio = { per_round: paired, median: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
+      s.relay_vs_plain = s.relay.vs_plain
+      s.paired_ratio = s.relay.paired_ratio
       results.summary[workload] = s
     }
     const own = results.relay_own_process
@@ -735,8 +755,9 @@ async function main() {
     const rows = [['workload', 'path', 'MB/s (median)', 'range', 'files/s', 'seconds', 'CPU s/s', 'relay/plain', 'per round (median, range)']]
     for (const workload of P.workloads) {
       const s = results.summary[workload]
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const k = s[kind]
+        const pct = (x) => `${Math.round(x * 100)} %`
         rows.push([
           s.label,
           kind,
@@ -745,10 +766,8 @@ async function main() {
           r1(k.files_s),
           r1(k.seconds),
           r1(k.cpu_s_per_s),
-          kind === 'relay' ? `${Math.round(s.relay_vs_plain * 100)} %` : '',
-          kind === 'relay'
-            ? `${Math.round(s.paired_ratio.median * 100)} % (${Math.round(s.paired_ratio.range[0] * 100)}–${Math.round(s.paired_ratio.range[1] * 100)} %)`
-            : '',
+          kind === 'plain' ? '' : pct(k.vs_plain),
+          kind === 'plain' ? '' : `${pct(k.paired_ratio.median)} (${pct(k.paired_ratio.range[0])}–${pct(k.paired_ratio.range[1])})`,
         ])
       }
     }

@@ -29,6 +29,10 @@ export interface MirrorOptions {
   retryMaxMs?: number
   /** Objects declaring at most this many bytes are held in memory, not spooled (default MEMORY_MAX_BYTES; 0: always spool). */
   memoryMaxBytes?: number
+  /** Keep-alive origin sockets (default true; false: a fresh connection per GET, for measuring what the pool saves). */
+  originKeepAlive?: boolean
+  /** How long a confirmed object waits for others to share its commit (default COMMIT_WINDOW_MS). */
+  commitWindowMs?: number
 }
 
 /**
@@ -293,7 +297,7 @@ export class MirrorWorker {
           maxBytes: cfg.max_bytes,
           timeouts: cfg.timeouts,
           signal,
-          pool: this.#pool,
+          ...(this.#d.opts.originKeepAlive === false ? {} : { pool: this.#pool }),
           hold: (declared) => declared <= memoryMax && share.take(declared),
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
@@ -443,7 +447,7 @@ export class MirrorWorker {
     return new Promise((resolve, reject) => {
       this.#toCommit.push({ job, spooled: s, resolve, reject })
       if (this.#toCommit.length >= COMMIT_BATCH) this.#commitBatch()
-      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), COMMIT_WINDOW_MS)
+      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), this.#d.opts.commitWindowMs ?? COMMIT_WINDOW_MS)
     })
   }
 
