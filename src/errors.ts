@@ -104,7 +104,6 @@ export const ERRORS = {
   HOOKRELAY_JETSTREAM_CONNECT: { where: 'start', meaning: 'no server in `journal.jetstream.servers` could be reached, or TLS to it failed (the message says which and what to check)' },
   HOOKRELAY_JETSTREAM_AUTH: { where: 'start', meaning: 'the NATS servers refused the credentials of `journal.jetstream`' },
   HOOKRELAY_JETSTREAM_FILE: { where: 'start', meaning: 'an nkey seed, creds or TLS file of `journal.jetstream` cannot be read or is malformed' },
-  HOOKRELAY_JETSTREAM_STREAM_REFUSED: { where: 'start', meaning: 'the existing stream would break the journal\'s contract (subjects, retention, discard, per-subject limits, sealed, no acks); the message says which and how to fix it' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS
