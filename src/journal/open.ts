@@ -16,8 +16,9 @@ export interface OpenedJournal {
 
 export async function openJournal(config: Config, log: Logger): Promise<OpenedJournal> {
   if (config.journal.backend === 'jetstream') {
-    void log
-    throw new Error('journal.backend: jetstream is not in this build yet (its journal lands next)')
+    const { JetStreamJournal } = await import('./jetstream/journal.js')
+    const journal = await JetStreamJournal.open(config.journal, { log: log.child({ component: 'journal' }) })
+    return { journal, lmdb: undefined }
   }
   const lmdb = await LmdbJournal.open({ dir: config.data_dir, mapSize: config.journal.map_size, minFree: config.journal.min_free })
   return { journal: lmdb, lmdb }
