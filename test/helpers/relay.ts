@@ -40,8 +40,26 @@ log: { level: silent }
 ${extra}`
 }
 
+/**
+ * Ingest threads of the relays these helpers start: 1 (the main thread
+ * alone) unless HOOKRELAY_TEST_THREADS says otherwise, so that the
+ * black-box suites can be run again with `HOOKRELAY_TEST_THREADS=2`.
+ * A config whose YAML sets `http.threads` keeps it.
+ */
+export function testThreads(): number {
+  const n = Number(process.env.HOOKRELAY_TEST_THREADS ?? '1')
+  return Number.isInteger(n) && n >= 1 ? n : 1
+}
+
+function withTestThreads(config: Config, yaml: string, threads?: number): Config {
+  const n = threads ?? (/^\s*threads:/m.test(yaml) ? undefined : testThreads())
+  // Configs are frozen: a copy with the thread count.
+  return n === undefined ? config : Object.freeze({ ...config, http: Object.freeze({ ...config.http, threads: n }) })
+}
+
 export function testConfig(dataDir: string, extra = ''): Config {
-  return loadConfigText(testConfigYaml(dataDir, extra), '<test>', { env: {} })
+  const yaml = testConfigYaml(dataDir, extra)
+  return withTestThreads(loadConfigText(yaml, '<test>', { env: {} }), yaml)
 }
 
 export const silent = pino({ level: 'silent' })
@@ -49,11 +67,11 @@ export const silent = pino({ level: 'silent' })
 /** Starts a relay on a fresh data dir (or `dir`), closed at teardown; `edit` rewrites the YAML first. */
 export async function startTestRelay(
   t: TapLike,
-  opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string } = {},
+  opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string; threads?: number } = {},
 ): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = opts.dir ?? t.testdir()
-  const yaml = testConfigYaml(dir, opts.extra)
-  const config = loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} })
+  const yaml = opts.edit ? opts.edit(testConfigYaml(dir, opts.extra)) : testConfigYaml(dir, opts.extra)
+  const config = withTestThreads(loadConfigText(yaml, '<test>', { env: {} }), yaml, opts.threads)
   const relay = await Relay.start(config, { logger: silent, processMetrics: false, ...opts.relay })
   t.teardown(() => relay.close())
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir }
