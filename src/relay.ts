@@ -154,6 +154,7 @@ export class Relay {
         data_dir: config.data_dir,
         head: journal.head,
         epoch: journal.epoch,
+        ingest_threads: relay.#threadCount,
       },
       'hookrelay listening',
     )

@@ -6,7 +6,10 @@
  * once it is durable, and applies their rate-limit questions, metrics and log
  * lines here, so that each is decided, counted and rate-limited once.
  */
+import { existsSync, readdirSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import type { Config, HttpConfig } from '../config/types.js'
 import { RelayError, type ErrorCode } from '../errors.js'
@@ -32,6 +35,31 @@ export const MAX_AUTO_THREADS = 8
 
 /** How long a closing ingest thread may take to exit before it is terminated. */
 const EXIT_WAIT_MS = 5000
+
+/**
+ * The worker's entry next to this module: worker.js in dist/. Run from the
+ * TypeScript sources (the tests, under tap's loader), a worker would load the
+ * TypeScript compiler again, seconds per thread on a busy machine: it runs
+ * the built dist/http/worker.js instead when dist/ is at least as new as every
+ * file in src/, and worker.ts through the inherited loader otherwise.
+ */
+function workerEntry(): { file: URL; execArgv: string[] | undefined } {
+  const here = fileURLToPath(import.meta.url)
+  if (!here.endsWith('.ts')) return { file: new URL('./worker.js', import.meta.url), execArgv: undefined }
+  const src = join(dirname(here), '..')
+  const built = join(src, '..', 'dist', 'http', 'worker.js')
+  if (existsSync(built) && newestMtime(src) <= statSync(built).mtimeMs) return { file: pathToFileURL(built), execArgv: [] }
+  return { file: new URL('./worker.ts', import.meta.url), execArgv: undefined }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
 
 /** The number of ingest threads a config asks for (1 = the main thread alone, no worker). */
 export function ingestThreadCount(config: Pick<Config, 'http'>): number {
@@ -115,8 +143,7 @@ export class IngestThreads {
 
   constructor(opts: IngestThreadsOptions) {
     this.#opts = opts
-    const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js'
-    const file = new URL(`./worker${ext}`, import.meta.url)
+    const { file, execArgv } = workerEntry()
     for (let index = 0; index < opts.count; index++) {
       const { port1, port2 } = new MessageChannel()
       const init: WorkerInit = {
@@ -130,8 +157,7 @@ export class IngestThreads {
         streamPath: opts.streamPath,
         wsPaths: opts.wsPaths,
       }
-      // The worker inherits execArgv: under tap's loader it runs worker.ts, from dist/ worker.js.
-      const worker = new Worker(file, { workerData: init, transferList: [port2], name: `hookrelay-ingest-${index}` })
+      const worker = new Worker(file, { workerData: init, transferList: [port2], name: `hookrelay-ingest-${index}`, ...(execArgv ? { execArgv } : {}) })
       const t: Thread = {
         worker,
         reloads: port1,
