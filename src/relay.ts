@@ -118,6 +118,8 @@ export class Relay {
       keepAliveTimeoutMs: config.http.keepalive_timeout_ms,
       // A backstop only: ingest answers its own 408 at body_timeout.
       requestTimeoutMs: config.http.header_timeout_ms + config.http.body_timeout_ms + 5000,
+      // Behind ingest threads, the public connections are theirs.
+      ...(this.#threadCount > 1 ? { connections: () => this.#threads?.connections ?? 0 } : {}),
     })
   }
 

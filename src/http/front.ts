@@ -38,6 +38,12 @@ export interface FrontOptions {
   requestTimeoutMs: number
   /** Runs before each request is routed (an ingest thread takes a pending reload there). */
   beforeRequest?: () => void
+  /** The relay is closing (shared by the ingest threads): answers say `connection: close` from then on. */
+  stopping?: () => boolean
+  /** Told of each connection opened (+1) and closed (-1) (ingest threads count theirs together). */
+  onConnection?: (delta: 1 | -1) => void
+  /** What `connections` reports, when the public connections are another thread's (the main thread behind ingest threads). */
+  connections?: () => number
 }
 
 /** Answers for requests the parser refuses, by llhttp's error code. */
@@ -131,7 +137,11 @@ export class HttpFront {
     )
     this.#server.on('connection', (socket: Socket) => {
       this.#open.add(socket)
-      socket.once('close', () => this.#open.delete(socket))
+      opts.onConnection?.(1)
+      socket.once('close', () => {
+        this.#open.delete(socket)
+        opts.onConnection?.(-1)
+      })
     })
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
@@ -139,7 +149,7 @@ export class HttpFront {
 
   /** Connections open now (tests wait on it). */
   get connections(): number {
-    return this.#open.size
+    return this.#opts.connections?.() ?? this.#open.size
   }
 
   /** The port bound (after `listen`). */
@@ -253,7 +263,7 @@ export class HttpFront {
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#stopping) res.shouldKeepAlive = false
+    if (this.#stopping || this.#opts.stopping?.() === true) res.shouldKeepAlive = false
     this.#opts.beforeRequest?.()
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
       this.#refused(req.socket, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', 'no host')

@@ -20,6 +20,7 @@ import type { IngestRateLimiter } from './rate-limit.js'
 import type { SharedBodyBudget } from './shared-budget.js'
 import {
   CONTROL_CLOSING,
+  CONTROL_CONNECTIONS,
   CONTROL_GENERATION,
   CONTROL_SLOTS,
   type AppendMsg,
@@ -182,6 +183,11 @@ export class IngestThreads {
 
   get port(): number {
     return this.#port
+  }
+
+  /** Public connections open on all ingest threads. */
+  get connections(): number {
+    return Atomics.load(this.#control, CONTROL_CONNECTIONS)
   }
 
   get count(): number {

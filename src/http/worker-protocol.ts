@@ -18,7 +18,9 @@ import type { HttpConfig, RateLimitConfig, SourceConfig } from '../config/types.
 /** Int32 slots of the control memory. */
 export const CONTROL_CLOSING = 0
 export const CONTROL_GENERATION = 1
-export const CONTROL_SLOTS = 2
+/** Public connections open on all ingest threads together. */
+export const CONTROL_CONNECTIONS = 2
+export const CONTROL_SLOTS = 3
 
 /** What an ingest thread may be reloaded with. */
 export interface ThreadSettings {

@@ -21,6 +21,7 @@ import { SharedBodyBudget } from './shared-budget.js'
 import { carryUpgrade } from './upgrade-carry.js'
 import {
   CONTROL_CLOSING,
+  CONTROL_CONNECTIONS,
   CONTROL_GENERATION,
   type AppendMsg,
   type BatchMsg,
@@ -187,6 +188,8 @@ const front = new HttpFront({
   keepAliveTimeoutMs: init.http.keepalive_timeout_ms,
   requestTimeoutMs: init.http.header_timeout_ms + init.http.body_timeout_ms + 5000,
   beforeRequest: takeReloads,
+  stopping: () => Atomics.load(control, CONTROL_CLOSING) === 1,
+  onConnection: (delta) => Atomics.add(control, CONTROL_CONNECTIONS, delta),
 })
 const forwarder = new Forwarder(init.mainPath)
 const peerOf = (req: IncomingMessage): string => canonicalIp(req.socket.remoteAddress ?? '')
