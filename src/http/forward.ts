@@ -17,11 +17,16 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trai
 
 export class Forwarder {
   #path: string
-  #agent = new Agent({ keepAlive: true, maxSockets: 256 })
+  #agent: Agent
 
-  /** `path`: the main thread's private listener. */
-  constructor(path: string) {
+  /**
+   * `path`: the main thread's private listener; `keepAliveMs`: how long it
+   * keeps an idle connection. Idle connections are dropped here first, so a
+   * request is never sent on one the main thread is closing.
+   */
+  constructor(path: string, keepAliveMs: number) {
     this.#path = path
+    this.#agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: Math.max(500, Math.floor(keepAliveMs / 2)) })
   }
 
   forward(req: IncomingMessage, res: ServerResponse, peer: string): void {

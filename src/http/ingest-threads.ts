@@ -130,6 +130,8 @@ interface Thread {
   scheduled: boolean
   exited: Promise<void>
   gone: boolean
+  /** The waiter of the listen asked of this thread ('listening' and 'failed' carry no id: one listen at a time). */
+  listenWaiter?: number
 }
 
 export class IngestThreads {
@@ -197,11 +199,11 @@ export class IngestThreads {
   /** The first thread binds `host:port` exclusively (retrying a held port); the others accept on its socket. */
   async listen(host: string, port: number, retryMs: number): Promise<number> {
     const [first, ...rest] = this.#threads
-    const bound = await this.#ask(first!, (id) => ({ t: 'listen', host, port, retryMs, id }), 'listening')
+    const bound = await this.#ask(first!, () => ({ t: 'listen', host, port, retryMs }), true)
     if (bound.t !== 'listening') throw new RelayError((bound as { code: ErrorCode }).code || 'HOOKRELAY_HTTP_LISTEN', (bound as { message: string }).message)
     await Promise.all(
       rest.map(async (t) => {
-        const m = await this.#ask(t, () => ({ t: 'listen-fd', fd: bound.fd }), 'listening')
+        const m = await this.#ask(t, () => ({ t: 'listen-fd', fd: bound.fd }), true)
         if (m.t !== 'listening') throw new RelayError('HOOKRELAY_HTTP_LISTEN', (m as { message: string }).message)
       }),
     )
@@ -246,16 +248,16 @@ export class IngestThreads {
   }
 
   #done(t: Thread, msg: (id: number) => MainMsg): Promise<unknown> {
-    return t.gone ? Promise.resolve() : this.#ask(t, msg, 'done')
+    return t.gone ? Promise.resolve() : this.#ask(t, msg)
   }
 
-  #ask(t: Thread, msg: (id: number) => MainMsg & { id?: number }, _want: 'listening' | 'done'): Promise<WorkerMsg> {
+  /** Posts `msg(id)` and resolves with the thread's answer to it ('done' with that id, or 'listening'/'failed' for a listen). */
+  #ask(t: Thread, msg: (id: number) => MainMsg, listen = false): Promise<WorkerMsg> {
     const id = this.#nextId++
     return new Promise((resolve) => {
       if (t.gone) return resolve({ t: 'failed', code: '', message: 'the ingest thread is gone' })
       this.#waiters.set(id, resolve)
-      // 'listening' and 'failed' carry no id: one listen is asked of a thread at a time.
-      ;(t as Thread & { listenWaiter?: number }).listenWaiter = id
+      if (listen) t.listenWaiter = id
       const onExit = (): void => {
         if (this.#waiters.delete(id)) resolve({ t: 'failed', code: '', message: 'the ingest thread exited' })
       }
@@ -275,7 +277,8 @@ export class IngestThreads {
       }
       case 'listening':
       case 'failed': {
-        const id = (t as Thread & { listenWaiter?: number }).listenWaiter
+        const id = t.listenWaiter
+        t.listenWaiter = undefined
         if (id === undefined) return
         const w = this.#waiters.get(id)
         this.#waiters.delete(id)

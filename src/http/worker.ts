@@ -191,7 +191,7 @@ const front = new HttpFront({
   stopping: () => Atomics.load(control, CONTROL_CLOSING) === 1,
   onConnection: (delta) => Atomics.add(control, CONTROL_CONNECTIONS, delta),
 })
-const forwarder = new Forwarder(init.mainPath)
+const forwarder = new Forwarder(init.mainPath, init.http.keepalive_timeout_ms)
 const peerOf = (req: IncomingMessage): string => canonicalIp(req.socket.remoteAddress ?? '')
 front.router.fallback = (req, res) => forwarder.forward(req, res, peerOf(req))
 const pairs = new Set<Duplex>()
@@ -254,6 +254,7 @@ port.on('message', (msg: MainMsg) => {
         for (const c of pairs) c.destroy()
         flush()
         send({ t: 'done', id: msg.id })
+        init.reloads.close()
         port.close()
       })
       return
