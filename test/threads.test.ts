@@ -87,11 +87,10 @@ t.test('two ingest threads: a reload reaches every thread before reload() return
   const { relay, base, dir } = await startTestRelay(t, { threads: 2 })
   const rotated = 'whsec_rotated_in_after_reload_0123456789'
   t.equal((await postFresh(base, sampleRunflowCallback(), rotated)).status, 401, 'unknown secret before the reload')
-  const next = testConfig(dir, '').sources.runflow!
-  const config = testConfig(dir)
+  const config = testConfig(dir, 'http: { threads: 2 }')
+  const next = config.sources.runflow!
   relay.reload({
     ...config,
-    http: { ...config.http, threads: 2 },
     sources: { ...config.sources, runflow: { ...next, verify: { ...next.verify, secrets: [rotated] } as typeof next.verify } },
   })
   // Fresh connections: each lands on either thread; all must see the new secret at once.
@@ -122,7 +121,7 @@ t.test('two ingest threads: the rate limit is one bucket per address, whichever 
 })
 
 t.test('two ingest threads: the body budget is shared (503 BUSY past it, across threads)', async (t) => {
-  const { relay, base } = await startTestRelay(t, { threads: 2, extra: 'http: { threads: 2, max_body_in_flight: 16kb, max_body_per_address: 16kb }' })
+  const { relay, base } = await startTestRelay(t, { threads: 2, extra: 'http: { max_body_in_flight: 16kb, max_body_per_address: 16kb }' })
   t.equal(relay.bodyBudget.max, 16 * 1024)
   const u = new URL(`${base}/webhook/runflow`)
   // Two requests on two connections each send 10 KiB of a 20 KiB body and wait: together they pass 16 KiB.
@@ -159,12 +158,14 @@ const shimDir = mkdtempSync(join(tmpdir(), 'hookrelay-shim-'))
 t.teardown(() => rmSync(shimDir, { recursive: true, force: true }))
 const so = buildSlowSync(shimDir)
 const needsShim = { skip: so ? false : 'no C compiler (cc) on this machine to build the sync shim' }
-const yaml2 = (dir: string): string => `${testConfigYaml(join(dir, 'data')).replace('level: silent', 'level: info')}\nhttp: { threads: 2 }\n`
+/** Start-up bound for the built relay: generous, the machine may be busy with other suites. */
+const START_MS = 60_000
+const yaml2 = (dir: string): string => testConfigYaml(join(dir, 'data'), '', 2).replace('level: silent', 'level: info')
 
 t.test('two ingest threads, fsync I/O error: every thread answers 503 from then on', needsShim, async (t) => {
   const dir = t.testdir()
   const failFile = join(dir, 'fail-now')
-  const relay = await spawnRelay(writeConfig(dir, yaml2(dir)), { LD_PRELOAD: so!, SLOWSYNC_FAIL_FILE: failFile })
+  const relay = await spawnRelay(writeConfig(dir, yaml2(dir)), { LD_PRELOAD: so!, SLOWSYNC_FAIL_FILE: failFile }, START_MS)
   t.teardown(() => relay.child.kill('SIGKILL'))
   t.ok(relay.lines.some((l) => l.includes('"ingest_threads":2')), 'the relay runs two ingest threads')
   t.equal((await postFresh(relay.base, sampleRunflowCallback())).status, 200)
@@ -189,7 +190,7 @@ t.test('two ingest threads, SIGKILL mid-load twice: every acknowledged callback 
   const file = writeConfig(dir, yaml2(dir))
   const acked = new Map<string, number>()
   for (let round = 0; round < 2; round++) {
-    const relay = await spawnRelay(file)
+    const relay = await spawnRelay(file, {}, START_MS)
     let stop = false
     const killAt = acked.size + 80 + round * 40
     let killNow: () => void = () => {}
@@ -229,7 +230,7 @@ t.test('two ingest threads, SIGKILL mid-load twice: every acknowledged callback 
 
 t.test('two ingest threads, SIGTERM under load: in-flight callbacks answered, acknowledged ones kept, clean exit', async (t) => {
   const dir = t.testdir()
-  const relay = await spawnRelay(writeConfig(dir, yaml2(dir)))
+  const relay = await spawnRelay(writeConfig(dir, yaml2(dir)), {}, START_MS)
   t.teardown(() => relay.child.kill('SIGKILL'))
   const acked = new Map<string, number>()
   const other: number[] = []

@@ -16,8 +16,26 @@ interface TapLike {
   teardown(fn: () => unknown): void
 }
 
+/**
+ * Ingest threads of the relays the tests start: 1 (the main thread alone)
+ * unless HOOKRELAY_TEST_THREADS says otherwise, so that the black-box suites
+ * can be run again with `HOOKRELAY_TEST_THREADS=2`.
+ */
+export function testThreads(): number {
+  const n = Number(process.env.HOOKRELAY_TEST_THREADS ?? '1')
+  return Number.isInteger(n) && n >= 1 ? n : 1
+}
+
+/** `extra` with `http.threads` set (into its `http: { … }` when it has one), unless it sets it itself. */
+export function withThreads(extra: string, threads = testThreads()): string {
+  if (/\bthreads:/.test(extra)) return extra
+  const flow = /^http:\s*\{/m
+  if (flow.test(extra)) return extra.replace(flow, (m) => `${m} threads: ${threads},`)
+  return `${extra}\nhttp: { threads: ${threads} }`
+}
+
 /** The config the black-box tests run: the default config's shape on port 0, plus a GitHub source. */
-export function testConfigYaml(dataDir: string, extra = ''): string {
+export function testConfigYaml(dataDir: string, extra = '', threads?: number): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ${dataDir}
@@ -37,29 +55,11 @@ subscribers:
     token: ${TOKEN_GH}
     sources: ["gh"]
 log: { level: silent }
-${extra}`
-}
-
-/**
- * Ingest threads of the relays these helpers start: 1 (the main thread
- * alone) unless HOOKRELAY_TEST_THREADS says otherwise, so that the
- * black-box suites can be run again with `HOOKRELAY_TEST_THREADS=2`.
- * A config whose YAML sets `http.threads` keeps it.
- */
-export function testThreads(): number {
-  const n = Number(process.env.HOOKRELAY_TEST_THREADS ?? '1')
-  return Number.isInteger(n) && n >= 1 ? n : 1
-}
-
-function withTestThreads(config: Config, yaml: string, threads?: number): Config {
-  const n = threads ?? (/^\s*threads:/m.test(yaml) ? undefined : testThreads())
-  // Configs are frozen: a copy with the thread count.
-  return n === undefined ? config : Object.freeze({ ...config, http: Object.freeze({ ...config.http, threads: n }) })
+${withThreads(extra, threads)}`
 }
 
 export function testConfig(dataDir: string, extra = ''): Config {
-  const yaml = testConfigYaml(dataDir, extra)
-  return withTestThreads(loadConfigText(yaml, '<test>', { env: {} }), yaml)
+  return loadConfigText(testConfigYaml(dataDir, extra), '<test>', { env: {} })
 }
 
 export const silent = pino({ level: 'silent' })
@@ -70,8 +70,8 @@ export async function startTestRelay(
   opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string; threads?: number } = {},
 ): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = opts.dir ?? t.testdir()
-  const yaml = opts.edit ? opts.edit(testConfigYaml(dir, opts.extra)) : testConfigYaml(dir, opts.extra)
-  const config = withTestThreads(loadConfigText(yaml, '<test>', { env: {} }), yaml, opts.threads)
+  const yaml = testConfigYaml(dir, opts.extra, opts.threads)
+  const config = loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} })
   const relay = await Relay.start(config, { logger: silent, processMetrics: false, ...opts.relay })
   t.teardown(() => relay.close())
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir }
