@@ -107,8 +107,11 @@ export class JournalDestinationStore implements DestinationStore {
   }
 
   async lastAttempt(name: string, seq: number): Promise<number> {
-    const keys = await this.#keysOf(name)
+    const keys = this.#keys.get(name) ?? (await this.#keysOf(name))
     const queued = this.#queued.get(name)?.get(seq) ?? 0
+    // Nearly always an event newer than every record: no search.
+    const last = keys[keys.length - 1]
+    if (last === undefined || last[0] < seq) return queued
     // The last key of `seq` is just before where `[seq, ∞)` would go.
     const k = keys[insertionPoint(keys, seq, Infinity) - 1]
     return Math.max(queued, k !== undefined && k[0] === seq ? k[1] : 0)
