@@ -49,6 +49,13 @@ export interface DestinationStore {
   savePaused(name: string, s: PausedState): Promise<void>
 }
 
+/**
+ * The least time between two batches of attempt records and cursors: what a
+ * crash can repeat grows by this much of delivery, a record shows up this
+ * much later, and a busy destination's commits stay few and large.
+ */
+const FLUSH_EVERY_MS = 5
+
 /** The journal cursor of a destination: `:` cannot occur in a stream consumer's name, so the two never meet. */
 export function cursorName(destination: string): string {
   return `destination:${destination}`
@@ -83,6 +90,7 @@ export class JournalDestinationStore implements DestinationStore {
   /** Per destination, per seq: the highest attempt number in `#next` (not yet in `#keys`). */
   #queued = new Map<string, Map<number, number>>()
   #flushing = false
+  #flushedAt = 0
 
   constructor(journal: JournalPort) {
     this.#journal = journal
@@ -130,6 +138,10 @@ export class JournalDestinationStore implements DestinationStore {
   async #flush(): Promise<void> {
     try {
       while (this.#next.waiters.length > 0) {
+        // At most one batch per FLUSH_EVERY_MS: at a few deliveries a batch, the commits cost more than the deliveries.
+        const wait = this.#flushedAt + FLUSH_EVERY_MS - Date.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        this.#flushedAt = Date.now()
         let loaded: unknown
         try {
           // Every destination in the batch has its keys loaded before the batch is taken, so taking it is synchronous.
