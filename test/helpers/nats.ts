@@ -65,6 +65,8 @@ export interface NatsCluster {
   start(i: number): Promise<void>
   /** Resolves once every running node knows the JetStream meta leader. */
   waitForMeta(): Promise<void>
+  /** Resolves once every running node knows one meta leader and that leader sees every other node as current. */
+  waitForPeers(): Promise<void>
   /** `/jsz` of a running node (monitoring endpoint), parsed. */
   jsz(i: number, query?: string): Promise<Record<string, unknown>>
   /** Stops every node (SIGTERM, then SIGKILL). Registered with t.teardown. */
@@ -173,6 +175,26 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
     }
   }
 
+  const waitForPeers = async (): Promise<void> => {
+    await waitForMeta()
+    for (;;) {
+      const views = await Promise.all(
+        nodes.map(async (n, i) => {
+          if (n.proc === undefined) return undefined
+          try {
+            return (await jsz(i)).meta_cluster as { leader?: string; replicas?: Array<{ name: string; current: boolean; offline?: boolean }> } | undefined
+          } catch {
+            return undefined
+          }
+        }),
+      )
+      const leaderView = views.find((v, i) => v !== undefined && v.leader === nodes[i]!.name)
+      const others = nodes.filter((n) => n.proc !== undefined && n.name !== leaderView?.leader).map((n) => n.name)
+      if (leaderView && others.every((name) => leaderView.replicas?.some((r) => r.name === name && r.current && r.offline !== true))) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
   const stop = async (): Promise<void> => {
     await Promise.all(
       nodes.map(async (n, i) => {
@@ -194,6 +216,7 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
     kill,
     start: async (i) => startNode(nodes[i]!),
     waitForMeta,
+    waitForPeers,
     jsz,
     stop,
   }
