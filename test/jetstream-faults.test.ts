@@ -116,7 +116,7 @@ t.test('SIGKILL of the stream leader mid-load: every acknowledged callback is in
   for (let i = 0; i < entries.length; i++) seen.push((await c.next()).key)
   t.same(seen, keys, 'a subscriber on the other relay gets them all, in stream order')
   await cluster.start(leader)
-  await cluster.waitForPeers()
+  await cluster.waitForMeta()
 })
 
 t.test('the cluster losing quorum: ingest answers 503 with Retry-After, never 200; 200 again once it is back', async (t) => {
@@ -141,7 +141,7 @@ t.test('the cluster losing quorum: ingest answers 503 with Retry-After, never 20
   }
 
   await Promise.all([cluster.start(1), cluster.start(2)])
-  await cluster.waitForPeers()
+  await cluster.waitForMeta()
   let back: Answer | undefined
   for (let i = 0; ; i++) {
     const a = await postRunflow(base, sampleRunflowCallback())

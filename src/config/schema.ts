@@ -19,6 +19,7 @@ import {
   secret,
   secretList,
   size,
+  threadCount,
   str,
   type Spec,
 } from './spec.js'
@@ -34,6 +35,7 @@ import {
   resolveHmac,
 } from '../verify/hmac.js'
 import { checkDestinations, destinationsSpec, toDestinations } from '../destinations/config.js'
+import { checkJetStream, jetstreamSpec, toJetStream } from '../journal/jetstream/config.js'
 
 export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks', 'hmac'] as const satisfies readonly SchemeName[]
 /** The largest `max_body` any source may have. */
@@ -185,6 +187,8 @@ export const configSpec = obj({
   subscribers: list(subscriberSpec, { default: [] }),
   mirror: mirrorSpec,
   journal: obj({
+    backend: oneOf(['lmdb', 'jetstream'] as const, { default: 'lmdb' }),
+    jetstream: jetstreamSpec,
     map_size: size({ default: '4gb', min: '16mb' }),
     retention: obj({
       max_age: duration({ default: '7d', min: '1s' }),
@@ -213,6 +217,7 @@ export const configSpec = obj({
     keepalive_timeout: duration({ default: '65s', min: '1s', max: '1h' }),
     max_body_in_flight: size({ min: '16kb' }),
     max_body_per_address: size({ min: '16kb' }),
+    threads: threadCount({ default: 'auto', max: 64 }),
   }),
   metrics: obj({ token: secret() }),
   console: obj({
@@ -336,13 +341,15 @@ export function crossCheck(file: ConfigFile, w: Walk): void {
   if (file.stream.high_water >= file.stream.hard_limit) {
     w.report('stream.high_water', 'must be below stream.hard_limit (sending pauses at high_water; hard_limit closes the socket); lower it or raise hard_limit')
   }
-  if (file.journal.retention.max_bytes >= file.journal.map_size) {
+  // map_size is LMDB's; a JetStream stream has no map.
+  if (file.journal.backend === 'lmdb' && file.journal.retention.max_bytes >= file.journal.map_size) {
     w.report(
       'journal.retention.max_bytes',
       'must be below journal.map_size (the journal cannot grow past its map); lower it or raise map_size',
     )
   }
   checkDestinations(file, w)
+  checkJetStream(file, w)
   if (file.rate_limit.ingest_per_second > 0 && file.rate_limit.ingest_burst === 0) {
     w.report('rate_limit.ingest_burst', 'is 0, so no request would ever pass; raise it or leave it out (default 2 × ingest_per_second)')
   }
@@ -393,8 +400,8 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       timeouts: { connect_ms: m.timeouts.connect, headers_ms: m.timeouts.headers, total_ms: m.timeouts.total },
     },
     journal: {
-      backend: 'lmdb',
-      jetstream: undefined,
+      backend: j.backend,
+      jetstream: j.backend === 'jetstream' ? toJetStream(j.jetstream, cwd) : undefined,
       map_size: j.map_size,
       retention: { max_age_ms: j.retention.max_age, max_bytes: j.retention.max_bytes },
       min_free: j.min_free,
@@ -414,6 +421,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       keepalive_timeout_ms: file.http.keepalive_timeout,
       max_body_in_flight: file.http.max_body_in_flight,
       max_body_per_address: file.http.max_body_per_address,
+      threads: file.http.threads,
     },
     metrics: { token: file.metrics.token },
     console: { enabled: file.console.enabled, path: file.console.path },

@@ -19,7 +19,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest, type StoredMsg, type StreamInfo } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core'
-import { connect } from '@nats-io/transport-node'
 import { randomBytes } from 'node:crypto'
 import type { JournalConfig, JetStreamConfig } from '../../config/types.js'
 import { RelayError } from '../../errors.js'
@@ -32,7 +31,7 @@ import { isConflict } from './errors.js'
 import { JobStore } from './jobs.js'
 import { cursorKey, cursorName, entryMsgId, internalSubject, isCallbackSubject, runSubject } from './keys.js'
 import { bucketName } from './names.js'
-import { connectOptions } from './options.js'
+import { connectCluster } from './options.js'
 import { entryFromMsg, Projection, type CallbackEntry, type RowState } from './projection.js'
 import { ensureStream } from './setup.js'
 import { Tail } from './tail.js'
@@ -155,19 +154,16 @@ export class JetStreamJournal implements JournalPort {
   /**
    * Connects to the cluster, creates or checks the stream and the KV buckets
    * beside it, and starts following the stream.
-   * @throws RelayError HOOKRELAY_JOURNAL_CONNECT when no server answers,
-   *   HOOKRELAY_JOURNAL_STREAM_REFUSED when the existing stream breaks the contract.
+   * @throws RelayError HOOKRELAY_JETSTREAM_* from `connectCluster` (unreachable, refused
+   *   credentials, unreadable files), HOOKRELAY_JOURNAL_STREAM_REFUSED when the existing
+   *   stream breaks the contract, HOOKRELAY_JOURNAL_STREAM_OPEN when the stream or its
+   *   buckets cannot be created or read.
    */
   static async open(journal: JournalConfig, opts: JetStreamJournalOptions): Promise<JetStreamJournal> {
     const cfg = journal.jetstream
     if (cfg === undefined) throw new Error('the jetstream backend needs journal.jetstream')
     const log = opts.log
-    let nc: NatsConnection
-    try {
-      nc = await connect(await connectOptions(cfg, `hookrelay ${hostname()} ${process.pid}`))
-    } catch (cause) {
-      throw new RelayError('HOOKRELAY_JOURNAL_CONNECT', `cannot connect to NATS (${cfg.servers.join(', ')}): ${(cause as Error).message}`, { cause })
-    }
+    const nc = await connectCluster(cfg, `hookrelay ${hostname()} ${process.pid}`)
     try {
       const jsm = await jetstreamManager(nc, { timeout: cfg.timeout_ms })
       const js = jetstream(nc, { timeout: cfg.timeout_ms })
@@ -187,7 +183,7 @@ export class JetStreamJournal implements JournalPort {
     } catch (err) {
       await nc.close().catch(() => undefined)
       if (err instanceof RelayError) throw err
-      throw new RelayError('HOOKRELAY_JOURNAL_CONNECT', `cannot open the journal on stream ${cfg.stream}: ${(err as Error).message}`, { cause: err })
+      throw new RelayError('HOOKRELAY_JOURNAL_STREAM_OPEN', `cannot open the journal on stream ${cfg.stream}: ${(err as Error).message}`, { cause: err })
     }
   }
 

@@ -21,25 +21,58 @@ export async function ensureStream(jsm: JetStreamManager, journal: JournalConfig
   const subjects = streamSubjects(cfg.stream)
   let info: StreamInfo
   let created = false
+  const placementDeadline = Date.now() + PLACEMENT_PATIENCE_MS
+  let placementWait = 100
   try {
     info = await jsm.streams.info(cfg.stream)
   } catch (err) {
     if (!isNotFound(err)) throw err
-    info = await jsm.streams.add({
-      name: cfg.stream,
-      subjects,
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      num_replicas: cfg.replicas,
-      max_age: nanos(journal.retention.max_age_ms),
-      max_bytes: journal.retention.max_bytes,
-      duplicate_window: nanos(cfg.duplicate_window_ms),
-      allow_direct: true,
-    })
-    created = true
+    info = await create()
   }
-  return { info, created, ...checkStream(info, cfg, subjects) }
+  return { info, created, ...checkStream(info, cfg, subjects, journal.retention) }
+
+  async function create(): Promise<StreamInfo> {
+    const js = cfg!
+    try {
+      const made = await jsm.streams.add({
+        name: js.stream,
+        subjects,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        num_replicas: js.replicas,
+        max_age: nanos(journal.retention.max_age_ms),
+        max_bytes: journal.retention.max_bytes,
+        duplicate_window: nanos(js.duplicate_window_ms),
+        allow_direct: true,
+      })
+      created = true
+      return made
+    } catch (err) {
+      // Another relay created it between our info and add (with a config of its own): check that one instead.
+      if (isAlreadyInUse(err)) return jsm.streams.info(js.stream)
+      // A cluster that has just started knows its meta leader before every peer has reported in.
+      if (isNoPeersYet(err) && Date.now() < placementDeadline) {
+        await new Promise((resolve) => setTimeout(resolve, placementWait))
+        placementWait = Math.min(placementWait * 2, 2000)
+        return create()
+      }
+      throw err
+    }
+  }
+}
+
+/** How long a stream creation waits for the cluster's peers to report in ("no suitable peers for placement"). */
+const PLACEMENT_PATIENCE_MS = 30_000
+
+function isNoPeersYet(err: unknown): boolean {
+  return /no suitable peers for placement/i.test((err as Error).message ?? '')
+}
+
+/** JetStream's "stream name already in use with a different configuration" (10058). */
+function isAlreadyInUse(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string }
+  return e.api_error?.err_code === 10058 || /already in use/i.test(e.message ?? '')
 }
 
 function isNotFound(err: unknown): boolean {
