@@ -603,8 +603,10 @@ export class JetStreamJournal implements JournalPort {
     return true
   }
 
-  /** Queues are keys of one bucket: nothing to open. */
-  openQueue(): void {}
+  /** Queues are key prefixes of one bucket: nothing to open (any name may be written at any time). */
+  openQueue(name: string): void {
+    void name
+  }
 
   getJob<J>(queue: string, key: JobKey): Promise<J | undefined> {
     return this.#jobs.get<J>(queue, key)
