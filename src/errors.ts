@@ -89,7 +89,7 @@ export const ERRORS = {
   HOOKRELAY_JOURNAL_LOCKED: { where: 'start (exit 1)', meaning: 'another live relay holds this `data_dir`; the message names its pid' },
   HOOKRELAY_JOURNAL_OPEN: { where: 'start', meaning: 'LMDB cannot open the journal in `data_dir`' },
   HOOKRELAY_JOURNAL_SCHEMA: { where: 'start', meaning: 'the journal was written by an incompatible version' },
-  HOOKRELAY_JOURNAL_CONNECT: { where: 'start', meaning: 'cluster mode: no NATS server of `journal.jetstream.servers` could be reached, or JetStream is not enabled there' },
+  HOOKRELAY_JOURNAL_STREAM_OPEN: { where: 'start', meaning: 'cluster mode: the stream or its KV buckets could not be created or read (no quorum, no room to place the replicas, JetStream not enabled)' },
   HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream's subjects or retention would break the journal's contract (the message says which)" },
   HOOKRELAY_JOURNAL_BACKUP: { where: '`backup`', meaning: 'the copy failed (e.g. the destination already holds a journal)' },
   HOOKRELAY_UWS_NATIVE: { where: 'start', meaning: 'no uWebSockets.js native binary for this Node/platform' },

@@ -19,7 +19,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest, type StoredMsg, type StreamInfo } from '@nats-io/jetstream'
 import { Kvm, type KV } from '@nats-io/kv'
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/nats-core'
-import { connect } from '@nats-io/transport-node'
 import { randomBytes } from 'node:crypto'
 import type { JournalConfig, JetStreamConfig } from '../../config/types.js'
 import { RelayError } from '../../errors.js'
@@ -32,7 +31,7 @@ import { isConflict } from './errors.js'
 import { JobStore } from './jobs.js'
 import { cursorKey, cursorName, entryMsgId, internalSubject, isCallbackSubject, runSubject } from './keys.js'
 import { bucketName } from './names.js'
-import { connectOptions } from './options.js'
+import { connectCluster } from './options.js'
 import { entryFromMsg, Projection, type CallbackEntry, type RowState } from './projection.js'
 import { ensureStream } from './setup.js'
 import { Tail } from './tail.js'
@@ -51,6 +50,8 @@ export interface JetStreamJournalOptions {
 
 /** Attempts of one append before it gives up (each lost compare-and-set is one). */
 const MAX_ATTEMPTS = 32
+/** How long the stream may stay below the head this relay has seen (a new leader applying) before the journal fails. */
+const BEHIND_GRACE_MS = 10_000
 /** Parallel direct gets of one range read outside the cache. */
 const READ_PARALLEL = 32
 
@@ -87,6 +88,10 @@ export class JetStreamJournal implements JournalPort {
   #hooks: AppendHook[] = []
   #poll: NodeJS.Timeout
   #polling = false
+  /** When a check first found the stream's last seq below this relay's head. */
+  #behindSince: number | undefined
+  /** The head at the previous check (a tail that stopped moving while the stream grew is restarted). */
+  #headAtCheck = -1
   /** Seqs this relay projected itself (no repair check needed). */
   #own = new Set<number>()
   #repairs: Array<{ due: number; source: string; key: string; seq: number }> = []
@@ -124,6 +129,12 @@ export class JetStreamJournal implements JournalPort {
     this.#bytes = p.info.state.bytes
     this.#repairDelayMs = p.opts.repairDelayMs ?? 5000
     this.#runs = new Projection(p.runs, p.jobs, this.#hooks, p.epoch, p.log)
+    // Entries the stream no longer holds (retention) are skipped; anything else missing is a stream that lost them.
+    this.#tail.onSkip = (from, through) => {
+      if (through < this.#first || this.#failed) return true
+      this.#fail(`stream ${this.#stream} skipped entries ${from}..${through} that it should still hold (its first seq is ${this.#first})`)
+      return false
+    }
     this.#tail.onEntry = (e) => {
       if (this.#messages === 0 || this.#first === 0) this.#first = e.event.seq
       this.#messages++
@@ -143,19 +154,16 @@ export class JetStreamJournal implements JournalPort {
   /**
    * Connects to the cluster, creates or checks the stream and the KV buckets
    * beside it, and starts following the stream.
-   * @throws RelayError HOOKRELAY_JOURNAL_CONNECT when no server answers,
-   *   HOOKRELAY_JOURNAL_STREAM_REFUSED when the existing stream breaks the contract.
+   * @throws RelayError HOOKRELAY_JETSTREAM_* from `connectCluster` (unreachable, refused
+   *   credentials, unreadable files), HOOKRELAY_JOURNAL_STREAM_REFUSED when the existing
+   *   stream breaks the contract, HOOKRELAY_JOURNAL_STREAM_OPEN when the stream or its
+   *   buckets cannot be created or read.
    */
   static async open(journal: JournalConfig, opts: JetStreamJournalOptions): Promise<JetStreamJournal> {
     const cfg = journal.jetstream
     if (cfg === undefined) throw new Error('the jetstream backend needs journal.jetstream')
     const log = opts.log
-    let nc: NatsConnection
-    try {
-      nc = await connect(await connectOptions(cfg, `hookrelay ${hostname()} ${process.pid}`))
-    } catch (cause) {
-      throw new RelayError('HOOKRELAY_JOURNAL_CONNECT', `cannot connect to NATS (${cfg.servers.join(', ')}): ${(cause as Error).message}`, { cause })
-    }
+    const nc = await connectCluster(cfg, `hookrelay ${hostname()} ${process.pid}`)
     try {
       const jsm = await jetstreamManager(nc, { timeout: cfg.timeout_ms })
       const js = jetstream(nc, { timeout: cfg.timeout_ms })
@@ -175,7 +183,7 @@ export class JetStreamJournal implements JournalPort {
     } catch (err) {
       await nc.close().catch(() => undefined)
       if (err instanceof RelayError) throw err
-      throw new RelayError('HOOKRELAY_JOURNAL_CONNECT', `cannot open the journal on stream ${cfg.stream}: ${(err as Error).message}`, { cause: err })
+      throw new RelayError('HOOKRELAY_JOURNAL_STREAM_OPEN', `cannot open the journal on stream ${cfg.stream}: ${(err as Error).message}`, { cause: err })
     }
   }
 
@@ -273,10 +281,23 @@ export class JetStreamJournal implements JournalPort {
       if (info.created !== this.#created) {
         this.#fail(`stream ${this.#stream} was recreated (created ${this.#created}, now ${info.created})`)
       } else if (info.state.last_seq < this.head) {
+        // Right after a leader change the new leader may not have applied every committed entry yet: wait a while.
+        this.#behindSince ??= Date.now()
+        if (Date.now() - this.#behindSince < BEHIND_GRACE_MS) {
+          this.#unavailable(`the stream's last seq ${info.state.last_seq} is behind the ${this.head} this relay has seen (a new leader catching up?)`)
+          return
+        }
         this.#fail(`stream ${this.#stream} went backwards: its last seq is ${info.state.last_seq}, this relay had seen ${this.head}`)
+      } else if (this.#behindSince !== undefined && !(await this.#sameAtHead())) {
+        this.#fail(`stream ${this.#stream} holds another entry at seq ${this.head} than it delivered before`)
       } else if (info.state.messages > 0 && this.#messages > 0 && info.state.first_seq < this.#first) {
         this.#fail(`stream ${this.#stream} went backwards: its first seq is ${info.state.first_seq}, it was ${this.#first}`)
       }
+      this.#behindSince = undefined
+      // The stream is ahead and the tail did not move since the last check: its consumer is gone; make a new one.
+      const head = this.head
+      if (info.state.last_seq > head && head === this.#headAtCheck) void this.#tail.restart().catch(() => undefined)
+      this.#headAtCheck = head
       this.#first = info.state.first_seq
       this.#messages = info.state.messages
       this.#bytes = info.state.bytes
@@ -290,6 +311,13 @@ export class JetStreamJournal implements JournalPort {
     } finally {
       this.#polling = false
     }
+  }
+
+  /** Whether the stream's entry at head is the one the tail delivered (after the stream was seen behind). */
+  async #sameAtHead(): Promise<boolean> {
+    const seen = this.#tail.cached(this.head)
+    if (seen === undefined) return true
+    return sameEntry(await this.#message({ seq: this.head }), seen)
   }
 
   /** A publish or KV error as the answer ingest gives (503 for the cluster being unable, with Retry-After). */
@@ -575,8 +603,10 @@ export class JetStreamJournal implements JournalPort {
     return true
   }
 
-  /** Queues are keys of one bucket: nothing to open. */
-  openQueue(): void {}
+  /** Queues are key prefixes of one bucket: nothing to open (any name may be written at any time). */
+  openQueue(name: string): void {
+    void name
+  }
 
   getJob<J>(queue: string, key: JobKey): Promise<J | undefined> {
     return this.#jobs.get<J>(queue, key)
@@ -616,4 +646,11 @@ export class JetStreamJournal implements JournalPort {
     this.#jobs.close()
     await this.#nc.close().catch(() => undefined)
   }
+}
+
+/** Whether a stream message is the entry `seen` (same fields, same body). */
+function sameEntry(m: StoredMsg | null, seen: StoredEvent): boolean {
+  if (m === null) return false
+  const now = decodeEvent(m.seq, Buffer.from(m.data))
+  return now.fragment.equals(seen.fragment) && now.body.equals(seen.body) && now.private.sha256 === seen.private.sha256
 }

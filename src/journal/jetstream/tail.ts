@@ -21,24 +21,46 @@ export class Tail {
   #cacheMax: number
   #waiters = new Map<number, Array<() => void>>()
   #msgs: ConsumerMessages | undefined
+  #js: JetStreamClient
+  #stream: string
   #stopped = false
+  /** Consumers made so far (the first one included). */
+  restarts = 0
   /** Called for each entry after head moved to it (commit listeners, repair). */
   onEntry: ((e: TailEntry) => void) | undefined
+  /** Called when the next entry delivered is past head + 1; returning false drops it (the journal failed). */
+  onSkip: ((from: number, through: number) => boolean) | undefined
 
-  private constructor(head: number, cacheMax: number) {
+  private constructor(js: JetStreamClient, stream: string, head: number, cacheMax: number) {
+    this.#js = js
+    this.#stream = stream
     this.#head = head
     this.#cacheMax = cacheMax
   }
 
   /** Follows `stream` from the entry after `head`. */
   static async start(js: JetStreamClient, stream: string, head: number, cacheMax: number): Promise<Tail> {
-    const tail = new Tail(head, cacheMax)
-    const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: head + 1 })
-    tail.#msgs = await consumer.consume({ max_messages: 1024 })
-    void (async () => {
-      for await (const m of tail.#msgs!) tail.#deliver(m)
-    })().catch(() => undefined)
+    const tail = new Tail(js, stream, head, cacheMax)
+    await tail.restart()
     return tail
+  }
+
+  /**
+   * Follows the stream from head + 1 with a new ordered consumer. The journal
+   * calls it when the stream is ahead of the tail and the tail does not move
+   * (its consumer was on a node that died and was not replaced yet).
+   */
+  async restart(): Promise<void> {
+    if (this.#stopped) return
+    this.#msgs?.stop()
+    this.restarts++
+    const consumer = await this.#js.consumers.get(this.#stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#head + 1 })
+    if (this.#stopped) return
+    const msgs = await consumer.consume({ max_messages: 1024, expires: 5000 })
+    this.#msgs = msgs
+    void (async () => {
+      for await (const m of msgs) this.#deliver(m)
+    })().catch(() => undefined)
   }
 
   get head(): number {
@@ -47,6 +69,7 @@ export class Tail {
 
   #deliver(m: JsMsg): void {
     if (m.seq <= this.#head) return
+    if (m.seq > this.#head + 1 && this.onSkip?.(this.#head + 1, m.seq - 1) === false) return
     const event = decodeEvent(m.seq, Buffer.from(m.data))
     this.#head = m.seq
     this.#cache.set(m.seq, event)
