@@ -52,7 +52,7 @@ function configFile(dir: string, servers: string[], timeout = '3s'): string {
   return file
 }
 
-t.test('config errors: an lmdb config is exit 78; unreachable servers are exit 1 with HOOKRELAY_JETSTREAM_CONNECT', async (t) => {
+t.test('config errors: an lmdb config is exit 78; unreachable servers are exit 1 with HOOKRELAY_JOURNAL_CONNECT', async (t) => {
   const dir = t.testdir()
   const lmdb = join(dir, 'lmdb.yaml')
   writeFileSync(lmdb, 'sources:\n  runflow: { verify: { scheme: runflow } }\n')
@@ -62,9 +62,9 @@ t.test('config errors: an lmdb config is exit 78; unreachable servers are exit 1
   const port = await freePortNotListening()
   const gone = await cli(['cluster-status', '--config', configFile(dir, [`nats://127.0.0.1:${port}`])], dir)
   t.equal(gone.code, 1)
-  t.match(gone.stderr, `HOOKRELAY_JETSTREAM_CONNECT: cannot connect to NATS at nats://127.0.0.1:${port}`)
+  t.match(gone.stderr, `HOOKRELAY_JOURNAL_CONNECT: cannot connect to NATS at nats://127.0.0.1:${port}`)
   const json = await cli(['cluster-status', '--json', '--config', configFile(dir, [`nats://127.0.0.1:${port}`])], dir)
-  t.match(JSON.parse(json.stdout), { stream: 'HOOKRELAY', health: 'unhealthy', error: { code: 'HOOKRELAY_JETSTREAM_CONNECT' } })
+  t.match(JSON.parse(json.stdout), { stream: 'HOOKRELAY', health: 'unhealthy', error: { code: 'HOOKRELAY_JOURNAL_CONNECT' } })
 })
 
 t.test('on a real 3-node cluster', async (t) => {
@@ -150,6 +150,6 @@ t.test('on a real 3-node cluster', async (t) => {
     const r = await cli(['cluster-status', '--config', file], dir)
     t.equal(r.code, 1, r.stdout + r.stderr)
     // Either JetStream does not answer at all (the meta group lost its quorum too) or the stream answers without a leader.
-    t.match(r.stderr + r.stdout, /HOOKRELAY_JETSTREAM_CONNECT: JetStream did not answer within journal\.jetstream\.timeout \(3s\): the cluster may have lost its quorum|stream HOOKRELAY has no leader/)
+    t.match(r.stderr + r.stdout, /HOOKRELAY_JOURNAL_CONNECT: JetStream did not answer within journal\.jetstream\.timeout \(3s\): the cluster may have lost its quorum|stream HOOKRELAY has no leader/)
   })
 })

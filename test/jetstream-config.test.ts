@@ -331,3 +331,13 @@ t.test('check-config through the CLI: exit 78 with file:line:col for a bad jetst
   t.equal(ok.code, 0, ok.stderr)
   t.match(ok.stdout, /ok/)
 })
+
+t.test('a reload cannot switch the backend or the cluster: both need a restart', async (t) => {
+  const { restartRequired } = await import('../src/reload-diff.js')
+  const lmdb = load(withJournal('backend: lmdb'))
+  const js = load(withJournal('backend: jetstream', `jetstream: { ${SERVERS} }`))
+  const otherStream = load(withJournal('backend: jetstream', `jetstream: { ${SERVERS}, stream: OTHER }`))
+  t.same(restartRequired(lmdb, js), ['journal.backend, journal.jetstream'])
+  t.same(restartRequired(js, otherStream), ['journal.backend, journal.jetstream'])
+  t.same(restartRequired(js, load(withJournal('backend: jetstream', `jetstream: { ${SERVERS} }`))), [])
+})

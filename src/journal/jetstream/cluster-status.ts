@@ -101,7 +101,7 @@ export async function readClusterStatus(config: Config): Promise<ClusterStatus> 
   } catch (err) {
     if (isTimeout(err)) {
       throw new RelayError(
-        'HOOKRELAY_JETSTREAM_CONNECT',
+        'HOOKRELAY_JOURNAL_CONNECT',
         `JetStream did not answer within journal.jetstream.timeout (${formatDuration(cfg.timeout_ms)}): the cluster may have lost its quorum or the stream ${cfg.stream} its leader`,
         { cause: err },
       )
