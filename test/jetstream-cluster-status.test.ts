@@ -3,7 +3,7 @@
 // and KV buckets, one node killed (its replica shows as not current, exit 2),
 // quorum lost (exit 1), and the config errors.
 import { execFile } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream'
@@ -31,6 +31,7 @@ async function cli(args: string[], cwd: string) {
 }
 
 function configFile(dir: string, servers: string[], timeout = '3s'): string {
+  mkdirSync(dir, { recursive: true })
   const file = join(dir, 'cluster.yaml')
   writeFileSync(
     file,
@@ -121,6 +122,18 @@ t.test('on a real 3-node cluster', async (t) => {
     t.equal(s.group?.peers.length, 3)
     t.same(s.consumers.map((c) => [c.name, c.pending]), [['app', 5]])
     t.same(s.buckets.map((b) => [b.name, b.exists]), [['HOOKRELAY_runs', true], ['HOOKRELAY_cursors', true], ['HOOKRELAY_jobs', true], ['HOOKRELAY_meta', true]])
+  })
+
+  await t.test('a stream a relay would refuse: exit 1 with the reason', async (t) => {
+    await jsm.streams.add({ name: 'WORKQ', subjects: ['WORKQ.>'], retention: 'workqueue', storage: 'file', num_replicas: 3 })
+    const wq = configFile(join(dir, 'wq'), nats.urls)
+    writeFileSync(wq, readFileSync(wq, 'utf8').replace('stream: HOOKRELAY', 'stream: WORKQ'))
+    const r = await cli(['cluster-status', '--config', wq], dir)
+    t.equal(r.code, 1, r.stdout + r.stderr)
+    t.match(r.stdout, /^cluster-status: UNHEALTHY/)
+    t.match(r.stdout, /check: REFUSED: its retention is workqueue/)
+    t.match(r.stdout, /problem: a relay would refuse stream WORKQ: its retention is workqueue/)
+    t.match(r.stdout, /problem: KV bucket WORKQ_runs does not exist/)
   })
 
   await t.test('one node killed: its replica shows as not current or offline, exit 2 (degraded)', async (t) => {
