@@ -4,6 +4,7 @@
 //
 //   node bench/cluster.mjs            3 rounds of 10 s each side
 //   node bench/cluster.mjs --quick    2 rounds of 5 s
+//   node bench/cluster.mjs --dist DIR another build (a scratch copy of dist/ with a change)
 //
 // Cluster side: a 3-node nats-server cluster on loopback (`sync_interval:
 // always`: an fsync before each PubAck, the durable setting the README
@@ -40,7 +41,12 @@ import {
 } from './lib/common.mjs'
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: join(BENCH, 'results/cluster.json') } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: join(BENCH, 'results/cluster.json') },
+    // Another build of hookrelay to measure (e.g. a fix tried in a scratch copy of dist/).
+    dist: { type: 'string', default: join(ROOT, 'dist') },
+  },
 })
 const Q = values.quick
 const P = { duration: Q ? 5 : 10, warmup: 1, rounds: Q ? 2 : 3, connections: 64 }
@@ -166,7 +172,7 @@ async function measured(servers, pools) {
 
 const wrk = ensureWrk(log)
 if (!wrk) throw new Error('bench/cluster.mjs needs wrk (apt install wrk): it splits unique signed bodies across two relays')
-const results = { mode: Q ? 'quick' : 'full', machine: machine(), params: P, generator: `wrk (${wrk}), 1 thread each; cluster: 2 × ${P.connections / 2} connections, lmdb: 1 × ${P.connections}`, lmdb: [], cluster: [] }
+const results = { mode: Q ? 'quick' : 'full', machine: machine(), dist: values.dist, params: P, generator: `wrk (${wrk}), 1 thread each; cluster: 2 × ${P.connections / 2} connections, lmdb: 1 × ${P.connections}`, lmdb: [], cluster: [] }
 const poolDir = tempDir('pool')
 const poolSize = Q ? 60_000 : 120_000
 log(`writing 3 pools of ${poolSize} pre-signed bodies`)
@@ -183,7 +189,7 @@ try {
     for (const kind of order) {
       const quiet = Q ? undefined : await waitQuiet(20_000)
       if (kind === 'lmdb') {
-        const s = await startServer('hookrelay')
+        const s = await startServer('hookrelay', { dist: values.dist })
         try {
           await runWrk({ wrk, port: s.port, pool: warm, duration: P.warmup, connections: P.connections, threads: 1 })
           const r = await measured([s], [pools[2]])
@@ -197,8 +203,8 @@ try {
       } else {
         const stream = `BENCH${round}`
         // The first relay creates the stream and buckets; the second finds them.
-        const a = await startServer('hookrelay', { configExtra: clusterConfig(cluster.urls, stream) })
-        const b = await startServer('hookrelay', { configExtra: clusterConfig(cluster.urls, stream) })
+        const a = await startServer('hookrelay', { dist: values.dist, configExtra: clusterConfig(cluster.urls, stream) })
+        const b = await startServer('hookrelay', { dist: values.dist, configExtra: clusterConfig(cluster.urls, stream) })
         try {
           await runWrk({ wrk, port: a.port, pool: warm, duration: P.warmup, connections: P.connections / 2, threads: 1 })
           const r = await measured([a, b], [pools[0], pools[1]])
