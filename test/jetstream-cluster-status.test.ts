@@ -75,7 +75,7 @@ t.test('on a real 3-node cluster', async (t) => {
 
   await t.test('no stream yet: exit 1, "missing"', async (t) => {
     const r = await cli(['cluster-status', '--config', file], dir)
-    t.equal(r.code, 1, r.stderr)
+    t.equal(r.code, 1, 'exit 1') || t.comment(r.stdout + r.stderr)
     t.match(r.stdout, /^cluster-status: UNHEALTHY/)
     t.match(r.stdout, /stream HOOKRELAY: missing/)
     t.match(r.stdout, /problem: stream HOOKRELAY does not exist \(the first relay to start creates it\)/)
@@ -103,7 +103,7 @@ t.test('on a real 3-node cluster', async (t) => {
 
   await t.test('healthy: stream state, leader and current replicas, consumer, buckets; exit 0', async (t) => {
     const r = await cli(['cluster-status', '--config', file], dir)
-    t.equal(r.code, 0, r.stdout + r.stderr)
+    t.equal(r.code, 0, 'exit 0') || t.comment(r.stdout + r.stderr)
     t.match(r.stdout, /^cluster-status: HEALTHY/)
     t.match(r.stdout, `stream HOOKRELAY  created ${setup.info.created}  file, R3, limits retention, subjects HOOKRELAY.>`)
     t.match(r.stdout, /messages 5 {2}bytes \S+ {2}seq 1\.\.5 {2}deleted 0 {2}consumers 1/)
@@ -129,7 +129,7 @@ t.test('on a real 3-node cluster', async (t) => {
     const wq = configFile(join(dir, 'wq'), nats.urls)
     writeFileSync(wq, readFileSync(wq, 'utf8').replace('stream: HOOKRELAY', 'stream: WORKQ'))
     const r = await cli(['cluster-status', '--config', wq], dir)
-    t.equal(r.code, 1, r.stdout + r.stderr)
+    t.equal(r.code, 1, 'exit 1') || t.comment(r.stdout + r.stderr)
     t.match(r.stdout, /^cluster-status: UNHEALTHY/)
     t.match(r.stdout, /check: REFUSED: its retention is workqueue/)
     t.match(r.stdout, /problem: a relay would refuse stream WORKQ: its retention is workqueue/)
@@ -150,7 +150,7 @@ t.test('on a real 3-node cluster', async (t) => {
       await new Promise((resolve) => setTimeout(resolve, 500))
       r = await cli(['cluster-status', '--config', file], dir)
     }
-    t.equal(r.code, 2, r.stdout + r.stderr)
+    t.equal(r.code, 2, 'exit 2') || t.comment(r.stdout + r.stderr)
     t.match(r.stdout, /^cluster-status: DEGRADED/)
     t.match(r.stdout, /messages 8 .* seq 1\.\.8/, 'the stream still answers, with the new entries')
     t.match(r.stdout, new RegExp(`problem: stream HOOKRELAY: replica ${name} is (offline|not current)`))
@@ -161,7 +161,7 @@ t.test('on a real 3-node cluster', async (t) => {
     const running = nats.nodes.map((n, i) => [n, i] as const).filter(([n]) => n.proc !== undefined)
     await nats.kill(running[0]![1])
     const r = await cli(['cluster-status', '--config', file], dir)
-    t.equal(r.code, 1, r.stdout + r.stderr)
+    t.equal(r.code, 1, 'exit 1') || t.comment(r.stdout + r.stderr)
     // Either JetStream does not answer at all (the meta group lost its quorum too) or the stream answers without a leader.
     t.match(r.stderr + r.stdout, /HOOKRELAY_JOURNAL_CONNECT: JetStream did not answer within journal\.jetstream\.timeout \(3s\): the cluster may have lost its quorum|stream HOOKRELAY has no leader/)
   })
