@@ -93,14 +93,18 @@ acked, so after a sleep, a network loss or a relay restart it resumes where
 it stopped. Prints one line per delivery. The body sent is the event's JSON
 (compact: the stream does not carry the sender's bytes or headers); --sign
 signs it as that scheme's sender would. A 410 from --to stops it (exit 1).`,
-  'cluster-status': `Usage: hookrelay cluster-status [--config FILE] [--json]
+  'cluster-status': `Usage: hookrelay cluster-status [--config FILE] [--json] [--monitor http://NODE:8222 ...]
 
 Cluster mode (journal.backend: jetstream): connects with the config's
 journal.jetstream block and prints the stream's state (messages, bytes,
 first/last seq, created), its leader and replicas (current, lag, last seen),
 its consumers, the KV buckets beside it, and the check a relay makes at start.
---json prints the same as one JSON object. Exits 0 when healthy, 2 when
-degraded (a replica not current or offline, a KV bucket missing), 1 when the
+--json prints the same as one JSON object. --monitor (repeated or
+comma-separated) names the nodes' monitoring ports: each node's /varz then
+says whether it fsyncs before every PubAck (sync_interval: always), which a
+client connection cannot see. Exits 0 when healthy, 2 when degraded (a
+replica not current or offline, a KV bucket missing, a monitored node without
+sync_interval: always or not answering), 1 when the
 stream is missing, has no leader, would be refused, or the cluster cannot be
 reached, 78 when the config is not a cluster-mode one.`,
   healthcheck: `Usage: hookrelay healthcheck [--config FILE] [--url http://HOST:PORT/readyz]

@@ -124,6 +124,33 @@ t.test('on a real 3-node cluster', async (t) => {
     t.same(s.buckets.map((b) => [b.name, b.exists]), [['HOOKRELAY_runs', true], ['HOOKRELAY_cursors', true], ['HOOKRELAY_jobs', true], ['HOOKRELAY_meta', true]])
   })
 
+  await t.test('--monitor reads each node\'s fsync setting from /varz: all "always" is healthy and drops the cannot-verify warning', async (t) => {
+    const monitors = nats.nodes.map((n) => `http://127.0.0.1:${n.monitorPort}`)
+    const r = await cli(['cluster-status', '--config', file, '--monitor', monitors.slice(0, 2).join(','), '--monitor', monitors[2]!], dir)
+    t.equal(r.code, 0, 'exit 0') || t.comment(r.stdout + r.stderr)
+    t.match(r.stdout, /fsync before PubAck \(from each node's \/varz\)/)
+    for (const n of nats.nodes) t.match(r.stdout, new RegExp(`^ {2}${n.name} {2}always {2}nats-server 2\\.\\d+\\.\\d+ {2}http://127\\.0\\.0\\.1:${n.monitorPort}$`, 'm'))
+    t.notMatch(r.stdout, /a NATS client cannot see whether the servers fsync/, 'verified, so not warned')
+    const j = JSON.parse((await cli(['cluster-status', '--json', '--config', file, '--monitor', monitors.join(',')], dir)).stdout) as ClusterStatus
+    t.same(j.sync?.map((n) => n.sync_always), [true, true, true])
+  })
+
+  await t.test('--monitor: a node with the default lazy fsync, or one that does not answer, is degraded (exit 2)', async (t) => {
+    const lazy = await startNatsCluster(t, { size: 1, dir: join(dir, 'lazy'), syncInterval: '"1m"' }) // quoted: nats-server reads a bare 1m as the number 1000000
+    const silent = await freePortNotListening()
+    const r = await cli(['cluster-status', '--config', file, '--monitor', `http://127.0.0.1:${lazy.nodes[0]!.monitorPort}`, '--monitor', `http://127.0.0.1:${silent}`], dir)
+    t.equal(r.code, 2, 'exit 2') || t.comment(r.stdout + r.stderr)
+    t.match(r.stdout, /^cluster-status: DEGRADED/)
+    t.match(r.stdout, /n1 {2}NO: every 1m/)
+    t.match(r.stdout, /problem: node n1 fsyncs every 1m, not before each PubAck: set `jetstream \{ sync_interval: always \}`/)
+    t.match(r.stdout, new RegExp(`problem: node at http://127\\.0\\.0\\.1:${silent}: its monitoring port did not answer /varz`))
+    t.match(r.stdout, /check: warning: a NATS client cannot see/, 'not verified, so still warned')
+    const bad = await cli(['cluster-status', '--config', file, '--monitor', 'nats://127.0.0.1:4222'], dir)
+    t.equal(bad.code, 64)
+    t.match(bad.stderr, /--monitor nats:\/\/127\.0\.0\.1:4222 is not a monitoring URL; write it like http:\/\/10\.0\.0\.1:8222/)
+    await lazy.stop()
+  })
+
   await t.test('a stream a relay would refuse: exit 1 with the reason', async (t) => {
     await jsm.streams.add({ name: 'WORKQ', subjects: ['WORKQ.>'], retention: 'workqueue', storage: 'file', num_replicas: 3 })
     const wq = configFile(join(dir, 'wq'), nats.urls)

@@ -6,11 +6,17 @@
  * check a relay would make of it. Loaded only for this command (it loads the
  * NATS client).
  *
+ * With `--monitor URL…` (the nodes' monitoring ports) it also reads each
+ * node's `/varz` and says whether it fsyncs before each PubAck, which a client
+ * connection cannot see.
+ *
  * Exit status: 0 healthy; 2 degraded (a replica not current or offline, fewer
- * peers than replicas, a KV bucket missing or without a leader); 1 when the
+ * peers than replicas, a KV bucket missing or without a leader, a monitored
+ * node that does not fsync before each PubAck or does not answer); 1 when the
  * stream is missing, has no leader, would be refused by a relay, or the
  * cluster cannot be reached or does not answer; 78 when the config is not a
- * cluster-mode one. Start-up check warnings alone do not change it.
+ * cluster-mode one; 64 for a bad `--monitor`. Start-up check warnings alone
+ * do not change it.
  */
 import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -20,7 +26,7 @@ import { formatDuration, formatSize } from '../../config/units.js'
 import { EX_CONFIG, RelayError } from '../../errors.js'
 import { bucketName, streamSubjects, type BucketKind } from './names.js'
 import { connectCluster } from './options.js'
-import { checkStream } from './stream-check.js'
+import { checkStream, SYNC_ALWAYS_LINE } from './stream-check.js'
 
 export interface ClusterStatusIo {
   out: (line: string) => void
@@ -70,6 +76,17 @@ export interface ConsumerStatus {
   created: string
 }
 
+/** One node's fsync setting, read from its monitoring port (`--monitor`). */
+export interface NodeSync {
+  url: string
+  server: string | undefined
+  version: string | undefined
+  /** True when the node fsyncs before each PubAck (`sync_interval: always`). */
+  sync_always: boolean | undefined
+  sync_interval_ms: number | undefined
+  error: string | undefined
+}
+
 export interface ClusterStatus {
   stream: string
   servers: string[]
@@ -83,13 +100,15 @@ export interface ClusterStatus {
   consumers: ConsumerStatus[]
   buckets: BucketStatus[]
   check?: { refusal: string | undefined; warnings: string[] }
+  /** Set with `--monitor`: each node's fsync setting. */
+  sync?: NodeSync[]
   /** What is wrong, one line each; empty when healthy. */
   problems: string[]
   health: 'healthy' | 'degraded' | 'unhealthy'
 }
 
 /** Reads the cluster's view of the journal on `cfg`'s stream. */
-export async function readClusterStatus(config: Config): Promise<ClusterStatus> {
+export async function readClusterStatus(config: Config, monitors: string[] = []): Promise<ClusterStatus> {
   const cfg = config.journal.jetstream
   if (cfg === undefined) throw new Error('cluster-status needs journal.jetstream')
   const nc = await connectCluster(cfg, `hookrelay cluster-status ${hostname()} ${process.pid}`)
@@ -97,6 +116,7 @@ export async function readClusterStatus(config: Config): Promise<ClusterStatus> 
     const jsm = await jetstreamManager(nc, { timeout: cfg.timeout_ms })
     const status = await collect(jsm, config, cfg)
     status.connected_to = nc.info?.server_name
+    if (monitors.length > 0) addSync(status, await Promise.all(monitors.map((u) => nodeSync(u, cfg.timeout_ms))))
     return status
   } catch (err) {
     if (isTimeout(err)) {
@@ -183,6 +203,48 @@ function isTimeout(err: unknown): boolean {
   return e.name === 'TimeoutError' || /timeout|temporarily unavailable/i.test(e.message ?? '')
 }
 
+/** A node's `/varz` (its monitoring port): name, version and JetStream's sync settings. */
+async function nodeSync(url: string, timeoutMs: number): Promise<NodeSync> {
+  const base = url.replace(/\/+$/, '')
+  try {
+    const res = await fetch(`${base}/varz`, { signal: AbortSignal.timeout(timeoutMs) })
+    if (!res.ok) throw new Error(`HTTP ${res.status}`)
+    const v = (await res.json()) as { server_name?: string; version?: string; jetstream?: { config?: { sync_interval?: number; sync_always?: boolean } } }
+    const c = v.jetstream?.config
+    if (c === undefined) throw new Error('JetStream is not enabled on this node')
+    return {
+      url: base,
+      server: v.server_name,
+      version: v.version,
+      sync_always: c.sync_always === true,
+      sync_interval_ms: c.sync_interval === undefined ? undefined : Math.round(c.sync_interval / NANOS_PER_MS),
+      error: undefined,
+    }
+  } catch (err) {
+    return { url: base, server: undefined, version: undefined, sync_always: undefined, sync_interval_ms: undefined, error: (err as Error).message }
+  }
+}
+
+/** Folds the nodes' sync settings into the status: a node that does not fsync before each PubAck is a degradation. */
+function addSync(s: ClusterStatus, nodes: NodeSync[]): void {
+  s.sync = nodes
+  const weak: string[] = []
+  for (const n of nodes) {
+    if (n.error !== undefined) weak.push(`node at ${n.url}: its monitoring port did not answer /varz (${n.error})`)
+    else if (n.sync_always !== true) {
+      weak.push(
+        `node ${n.server ?? n.url} fsyncs every ${formatDuration(n.sync_interval_ms ?? 120_000)}, not before each PubAck: set \`${SYNC_ALWAYS_LINE}\` (nats-server >= 2.10, this is ${n.version ?? '?'})`,
+      )
+    }
+  }
+  if (weak.length === 0 && s.check !== undefined) {
+    // Verified: the start-up warning that it cannot be seen from a client does not apply.
+    s.check.warnings = s.check.warnings.filter((w) => !w.includes(SYNC_ALWAYS_LINE))
+  }
+  s.problems.push(...weak)
+  if (weak.length > 0 && s.health === 'healthy') s.health = 'degraded'
+}
+
 function group(ci: ClusterInfo | undefined): GroupStatus {
   const peers: PeerStatus[] = []
   if (ci?.leader !== undefined) peers.push({ name: ci.leader, role: 'leader', current: true, offline: false, lag: 0, active_ms: 0 })
@@ -249,6 +311,13 @@ export function formatClusterStatus(s: ClusterStatus): string[] {
     const weak = g?.peers.filter((p) => p.role === 'replica' && (!p.current || p.offline)).map((p) => p.name) ?? []
     lines.push(`  ${b.name}  values ${b.values}  bytes ${formatSize(b.bytes ?? 0)}  R${b.replicas}  leader ${g?.leader ?? 'NONE'}${weak.length > 0 ? `  not current: ${weak.join(', ')}` : ''}`)
   }
+  if (s.sync !== undefined) {
+    lines.push('fsync before PubAck (from each node\'s /varz)')
+    for (const n of s.sync) {
+      if (n.error !== undefined) lines.push(`  ${n.url}  UNKNOWN (${n.error})`)
+      else lines.push(`  ${n.server ?? '?'}  ${n.sync_always === true ? 'always' : `NO: every ${formatDuration(n.sync_interval_ms ?? 120_000)}`}  nats-server ${n.version ?? '?'}  ${n.url}`)
+    }
+  }
   if (s.check !== undefined) {
     if (s.check.refusal !== undefined) lines.push(`check: REFUSED: ${s.check.refusal}`)
     for (const w of s.check.warnings) lines.push(`check: warning: ${w}`)
@@ -272,7 +341,15 @@ function formatGroup(g: GroupStatus, indent: string): string[] {
 
 /** The command: parses `args`, prints, returns the exit status. */
 export async function runClusterStatus(args: string[], io: ClusterStatusIo, load: (file: string | undefined) => Config): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string' }, json: { type: 'boolean' } } })
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, json: { type: 'boolean' }, monitor: { type: 'string', multiple: true } } })
+  // --monitor http://10.0.0.1:8222 (repeated, or comma-separated): the nodes' monitoring ports, to check their fsync setting.
+  const monitors = (values.monitor ?? []).flatMap((m) => m.split(',')).map((m) => m.trim()).filter((m) => m !== '')
+  for (const m of monitors) {
+    if (!/^https?:\/\/[^/\s]+\/?$/.test(m)) {
+      io.err(`hookrelay: --monitor ${m} is not a monitoring URL; write it like http://10.0.0.1:8222`)
+      return 64
+    }
+  }
   const config = load(values.config)
   if (config.journal.backend !== 'jetstream' || config.journal.jetstream === undefined) {
     io.err(`hookrelay: ${config.file}: journal.backend is ${config.journal.backend}; cluster-status reads a cluster-mode (jetstream) journal`)
@@ -280,7 +357,7 @@ export async function runClusterStatus(args: string[], io: ClusterStatusIo, load
   }
   let status: ClusterStatus
   try {
-    status = await readClusterStatus(config)
+    status = await readClusterStatus(config, monitors)
   } catch (err) {
     if (err instanceof RelayError) {
       if (values.json === true) io.out(JSON.stringify({ stream: config.journal.jetstream.stream, health: 'unhealthy', error: { code: err.code, message: err.message } }))
