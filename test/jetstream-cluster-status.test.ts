@@ -136,7 +136,7 @@ t.test('on a real 3-node cluster', async (t) => {
   })
 
   await t.test('--monitor: a node with the default lazy fsync, or one that does not answer, is degraded (exit 2)', async (t) => {
-    const lazy = await startNatsCluster(t, { size: 1, dir: join(dir, 'lazy'), syncInterval: '"1m"' }) // quoted: nats-server reads a bare 1m as the number 1000000
+    const lazy = await startNatsCluster(t, { size: 1, dir: join(dir, 'lazy'), syncInterval: '"1m"' }) // quoted: nats-server reads a bare 1m as 1000000 seconds
     const silent = await freePortNotListening()
     const r = await cli(['cluster-status', '--config', file, '--monitor', `http://127.0.0.1:${lazy.nodes[0]!.monitorPort}`, '--monitor', `http://127.0.0.1:${silent}`], dir)
     t.equal(r.code, 2, 'exit 2') || t.comment(r.stdout + r.stderr)
