@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // CPU profile of hookrelay's ingest hot path under wrk load, summarized by self time.
-//   node bench/profile.mjs [seconds=10]          profile dist/cli.js serve under load
+//   node bench/profile.mjs [seconds=10] [http.threads=auto]   profile dist/cli.js serve under load
+//       (every thread writes its own profile: the main thread's and each ingest thread's are summarized)
 //   node bench/profile.mjs --summarize FILE.cpuprofile
 // Prints the top functions by self time and the time per area (uWS, crypto, lmdb, pino, ...).
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs'
@@ -63,17 +64,23 @@ if (args[0] === '--summarize') {
   console.log(summarize(args[1]).text)
 } else {
   const seconds = Number(args[0] ?? 10)
+  const relayThreads = args[1] ?? 'auto'
   const wrk = ensureWrk()
   const dir = tempDir('profile')
   const pool = await writePool(join(dir, 'pool.txt'), 350_000)
   syncDisks()
   const profDir = join(dir, 'prof')
   mkdirSync(profDir)
-  const s = await startServer('hookrelay', { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] })
+  const s = await startServer('hookrelay', { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir], configExtra: `http: { threads: ${relayThreads} }` })
   const r = await runWrk({ wrk, port: s.port, pool, duration: seconds, threads: 1 })
   await s.stop('SIGTERM')
-  console.log(`under load: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms (profiling slows the relay)`)
-  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
-  console.log(summarize(join(profDir, file)).text)
+  console.log(`http.threads ${relayThreads}, under load: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(1)} ms (profiling slows the relay)`)
+  // CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile: thread 0 is the main thread.
+  const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))
+  for (const file of files.sort((a, b) => Number(a.split('.')[4]) - Number(b.split('.')[4]))) {
+    const tid = Number(file.split('.')[4])
+    console.log(`\n=== ${tid === 0 ? 'main thread' : `thread ${tid} (ingest thread)`}`)
+    console.log(summarize(join(profDir, file)).text)
+  }
   cleanup()
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 // Per-thread CPU of the relay under full wrk load: is the main (JS + uWS) thread
 // saturated, or the LMDB writer? (A CPU profile counts uWS's native work in the
-// poll phase as "(idle)", so it cannot tell.) Usage: node bench/threads.mjs [seconds=8] [distDir]
+// poll phase as "(idle)", so it cannot tell.)
+// Usage: node bench/threads.mjs [seconds=8] [distDir] [http.threads=auto]
+// With http.threads > 1 the ingest threads show as their own rows; the last line
+// sums every thread: the relay's CPU per durable request.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ensureWrk, runWrk, startServer, tempDir, writePool, syncDisks, ROOT, removeDir } from './lib/common.mjs'
 
 const seconds = Number(process.argv[2] ?? 8)
 const dist = resolve(process.argv[3] ?? join(ROOT, 'dist'))
+const relayThreads = process.argv[4] ?? 'auto'
 function threads(pid) {
   const out = new Map()
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -23,13 +27,13 @@ function threads(pid) {
 const dir = tempDir('threads')
 const pool = await writePool(join(dir, 'pool.txt'), 300_000)
 syncDisks()
-const s = await startServer('hookrelay', { dist })
+const s = await startServer('hookrelay', { dist, configExtra: `http: { threads: ${relayThreads} }` })
 const before = threads(s.pid)
 const r = await runWrk({ wrk: ensureWrk(), port: s.port, pool, duration: seconds, threads: 1 })
 const after = threads(s.pid)
 await s.stop()
 removeDir(s.dir)
-console.log(`${r.rps.toFixed(0)} req/s over ${seconds} s; CPU per thread (share of one core):`)
+console.log(`http.threads ${relayThreads}: ${r.rps.toFixed(0)} req/s over ${seconds} s (non-2xx ${r.non2xx}, wrk CPU ${r.wrk_cpu_s?.toFixed(1)} s); CPU per thread (share of one core):`)
 const rows = []
 for (const [tid, a] of after) {
   const b = before.get(tid) ?? { user: 0, sys: 0 }
@@ -39,3 +43,6 @@ for (const [tid, a] of after) {
 }
 rows.sort((x, y) => y.user + y.sys - (x.user + x.sys))
 for (const x of rows) console.log(`${x.name.padEnd(16)} tid ${x.tid}: user ${(x.user * 100).toFixed(0)}% sys ${(x.sys * 100).toFixed(0)}%  (${x.us_per_req.toFixed(1)} µs/req)`)
+const total = rows.reduce((a, x) => a + x.us_per_req, 0)
+const busy = rows.reduce((a, x) => a + x.user + x.sys, 0)
+console.log(`all threads: ${(busy * 100).toFixed(0)}% of one core, ${total.toFixed(1)} µs CPU per durable request`)

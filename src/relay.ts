@@ -5,7 +5,12 @@ import { openJournal } from './journal/open.js'
 import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
-import { BodyBudget, registerSource, type SourceHandle } from './http/ingest.js'
+import { BodyBudget, registerSource, type BytesBudget, type SourceHandle } from './http/ingest.js'
+import { IngestThreads, ingestThreadCount, threadSettings } from './http/ingest-threads.js'
+import { SharedBodyBudget } from './http/shared-budget.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { canonicalIp, IngestRateLimiter } from './http/rate-limit.js'
 import { hardLimitFor, Retention, type RetentionOptions } from './journal/retention.js'
 import { createVerifier } from './verify/index.js'
@@ -74,7 +79,12 @@ export class Relay {
   readonly #retention: Retention | undefined
   readonly rateLimiter: IngestRateLimiter
   /** Request body bytes held at once, across sources and per client address (`http.max_body_in_flight`, `http.max_body_per_address`). */
-  readonly bodyBudget: BodyBudget
+  readonly bodyBudget: BytesBudget
+  /** Ingest threads (`http.threads` > 1); undefined on one thread, where the front below is the public listener. */
+  #threads: IngestThreads | undefined
+  #threadCount: number
+  /** The private directory of the main thread's listener behind the ingest threads. */
+  #privateDir: string | undefined
   #config: Config
   #tokens: TokenBook
   #rejects: RejectLog
@@ -96,7 +106,8 @@ export class Relay {
     this.#tokens = new TokenBook(config.subscribers)
     this.rateLimiter = new IngestRateLimiter(config.rate_limit)
     const budget = Relay.#bodyBudgetFor(config)
-    this.bodyBudget = new BodyBudget(budget.max, budget.perAddress)
+    this.#threadCount = ingestThreadCount(config)
+    this.bodyBudget = this.#threadCount > 1 ? new SharedBodyBudget(budget) : new BodyBudget(budget.max, budget.perAddress)
     this.#retention = lmdb && new Retention(lmdb, {
       ...opts.retention,
       limits: retentionLimits(config),
@@ -112,6 +123,8 @@ export class Relay {
       keepAliveTimeoutMs: config.http.keepalive_timeout_ms,
       // A backstop only: ingest answers its own 408 at body_timeout.
       requestTimeoutMs: config.http.header_timeout_ms + config.http.body_timeout_ms + 5000,
+      // Behind ingest threads, the public connections are theirs.
+      ...(this.#threadCount > 1 ? { connections: () => this.#threads?.connections ?? 0 } : {}),
     })
   }
 
@@ -144,6 +157,7 @@ export class Relay {
         data_dir: config.data_dir,
         head: journal.head,
         epoch: journal.epoch,
+        ingest_threads: relay.#threadCount,
       },
       'hookrelay listening',
     )
@@ -166,7 +180,12 @@ export class Relay {
 
   /** The port actually bound (useful with `listen.port: 0`). */
   get port(): number {
-    return this.front.port
+    return this.#threads?.port ?? this.front.port
+  }
+
+  /** Threads serving ingest (1: the main thread alone). */
+  get ingestThreads(): number {
+    return this.#threadCount
   }
 
   /** Ready = accepting callbacks: not closing, and the journal can commit an ordinary callback (not failed, disk and map not full). */
@@ -207,6 +226,7 @@ export class Relay {
   reload(next: Config): ReloadSummary {
     const prev = this.#config
     const restart = restartRequired(prev, next)
+    if (ingestThreadCount(next) !== this.#threadCount) restart.push('http.threads')
     if (restart.length > 0) {
       throw new RelayError(
         'HOOKRELAY_CONFIG_RESTART_REQUIRED',
@@ -223,6 +243,7 @@ export class Relay {
       const source = next.sources[handle.source.name]!
       handle.replace(source, verifiers.get(source.name)!)
     }
+    this.#threads?.reload(threadSettings(next))
     this.#tokens = tokens
     this.rateLimiter.update(next.rate_limit)
     // A reloaded max_body moves the default budget with it (4 × the largest).
@@ -289,7 +310,8 @@ export class Relay {
       metrics.commitDuration.observe(s)
       metrics.commitBatch.observe(n)
     }
-    for (const source of Object.values(config.sources)) {
+    // With ingest threads, they serve the sources (http/ingest-threads.ts).
+    for (const source of this.#threadCount > 1 ? [] : Object.values(config.sources)) {
       this.#sources.push(
         registerSource(router, source, {
           journal,
@@ -329,7 +351,41 @@ export class Relay {
       }
     }
     const { host, port } = this.config.listen
-    await this.front.listen(host, port, retryMs)
+    if (this.#threadCount === 1) {
+      await this.front.listen(host, port, retryMs)
+      return
+    }
+    // mkdtemp makes the directory 0700 whatever the umask: only this process reaches the listener in it.
+    const dir = (this.#privateDir = mkdtempSync(join(tmpdir(), 'hookrelay-front-')))
+    await this.front.listenPath(join(dir, 'front.sock'))
+    const threads = (this.#threads = new IngestThreads({
+      count: this.#threadCount,
+      journal: this.journal,
+      metrics: this.metrics,
+      log: this.log,
+      rejects: this.#rejects,
+      rateLimiter: this.rateLimiter,
+      budget: this.bodyBudget as SharedBodyBudget,
+      settings: threadSettings(this.#config),
+      http: this.#config.http,
+      mainPath: join(dir, 'front.sock'),
+      streamPath: this.#bridge?.path,
+      wsPaths: this.#wsPaths,
+      onFatal: (err) => this.#threadFailed(err),
+    }))
+    // A scrape (or the console's stats) first takes what the threads counted.
+    const flush = (): Promise<void> => threads.flushMetrics()
+    Object.assign(this.metrics.requests, { collect: flush })
+    Object.assign(this.metrics.ackLatency, { collect: flush })
+    await threads.listen(host, port, retryMs)
+  }
+
+  /** An ingest thread died: the listening socket it shared went with it; the relay stops being ready so a supervisor restarts it. */
+  #threadFailed(err: Error): void {
+    if (this.#closing) return
+    this.#closing = true
+    this.metrics.ready.set(0)
+    this.log.fatal({ err }, 'an ingest thread failed; the relay no longer accepts callbacks: restart it')
   }
 
   /**
@@ -344,7 +400,10 @@ export class Relay {
   async #close(): Promise<void> {
     this.#closing = true
     this.metrics.ready.set(0)
-    this.front.stopListening()
+    this.#threads?.setClosing()
+    // With ingest threads, the main thread's private listener stays open until they have closed.
+    if (this.#threads) await this.#threads.stopListening()
+    else this.front.stopListening()
     for (const source of this.#sources) source.stop()
     this.rateLimiter.close()
     await this.#retention?.close()
@@ -357,7 +416,9 @@ export class Relay {
       }
     }
     // Requests still arriving on open connections are answered (ingest: 503) before the journal goes.
+    await this.#threads?.close(2000)
     await this.front.close()
+    if (this.#privateDir) rmSync(this.#privateDir, { recursive: true, force: true })
     await this.journal.close()
     this.#bridge?.close()
     // Keep-alive connections would keep the loop alive; the app is done.

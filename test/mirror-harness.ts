@@ -19,6 +19,7 @@ import { pino } from 'pino'
 // @ts-expect-error no declaration file
 import S3rver from 's3rver'
 import { loadConfigText } from '../src/config/load.js'
+import { testThreads } from './helpers/relay.js'
 import type { Config } from '../src/config/types.js'
 import type { RunRow } from '../src/journal/port.js'
 import { mirrorOf, type MirrorState } from '../src/mirror/run-part.js'
@@ -293,6 +294,7 @@ mirror:
   max_bytes: ${o.max_bytes ?? '1gb'}
   timeouts: { connect: ${timeouts.connect}, headers: ${timeouts.headers}, total: ${timeouts.total} }
 log: { level: ${o.log ?? 'silent'} }
+http: { threads: ${testThreads()} }
 `
 }
 

@@ -19,6 +19,7 @@ import {
   secret,
   secretList,
   size,
+  threadCount,
   str,
   type Spec,
 } from './spec.js'
@@ -216,6 +217,7 @@ export const configSpec = obj({
     keepalive_timeout: duration({ default: '65s', min: '1s', max: '1h' }),
     max_body_in_flight: size({ min: '16kb' }),
     max_body_per_address: size({ min: '16kb' }),
+    threads: threadCount({ default: 'auto', max: 64 }),
   }),
   metrics: obj({ token: secret() }),
   console: obj({
@@ -419,6 +421,7 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       keepalive_timeout_ms: file.http.keepalive_timeout,
       max_body_in_flight: file.http.max_body_in_flight,
       max_body_per_address: file.http.max_body_per_address,
+      threads: file.http.threads,
     },
     metrics: { token: file.metrics.token },
     console: { enabled: file.console.enabled, path: file.console.path },

@@ -118,6 +118,17 @@ export function num<O extends NumOpts = Record<never, never>>(o: O = {} as O): S
   return scalarSpec(what, convert, o, o.default) as Spec<WithDefault<O, number>>
 }
 
+/** `auto` or a whole number from 1 to `max` (`http.threads`); a `${VAR}` giving digits counts. */
+export function threadCount(o: { default: 'auto' | number; max: number }): Spec<'auto' | number> {
+  const convert = (v: unknown, fromEnv: boolean): 'auto' | number => {
+    if (v === 'auto') return 'auto'
+    const n = fromEnv && typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v
+    if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= o.max) return n
+    throw new Error(`expected auto or an integer from 1 to ${o.max}, got ${describeValue(v)}`)
+  }
+  return scalarSpec('auto or a number of threads', convert, o, o.default) as Spec<'auto' | number>
+}
+
 /** `true` or `false` (YAML 1.2: `yes`/`no` are strings and refused). */
 export function bool<O extends ScalarOpts<boolean> = Record<never, never>>(o: O = {} as O): Spec<WithDefault<O, boolean>> {
   const convert = (v: unknown, fromEnv: boolean): boolean => {

@@ -164,6 +164,8 @@ export interface HttpConfig {
   max_body_in_flight: number | undefined
   /** Body bytes one client address may hold at once; unset = 1/8 of the budget, at least the largest max_body. */
   max_body_per_address: number | undefined
+  /** Threads serving ingest: `auto` = the cores (at most 8); 1 = the main thread only, no worker. */
+  threads: 'auto' | number
 }
 
 /** How a destination's requests are signed. */

@@ -14,7 +14,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { RelayError, statusOf, type HttpErrorCode } from '../errors.js'
-import type { Logger, RejectLog } from '../log.js'
+import type { RejectLog } from '../log.js'
 import { errorBody, sendError } from './respond.js'
 
 /** Longest request path echoed back in a 404 (the rest is cut). */
@@ -28,14 +28,22 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: str
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 export interface FrontOptions {
-  log: Logger
-  rejects: RejectLog
+  log: { warn(fields: Record<string, unknown>, msg: string): void }
+  rejects: Pick<RejectLog, 'warn'>
   /** How long the request line and headers may take to arrive (slowloris). */
   headersTimeoutMs: number
   /** How long an idle keep-alive connection stays open. */
   keepAliveTimeoutMs: number
   /** Backstop for a whole request (ingest answers its own 408 earlier). */
   requestTimeoutMs: number
+  /** Runs before each request is routed (an ingest thread takes a pending reload there). */
+  beforeRequest?: () => void
+  /** The relay is closing (shared by the ingest threads): answers say `connection: close` from then on. */
+  stopping?: () => boolean
+  /** Told of each connection opened (+1) and closed (-1) (ingest threads count theirs together). */
+  onConnection?: (delta: 1 | -1) => void
+  /** What `connections` reports, when the public connections are another thread's (the main thread behind ingest threads). */
+  connections?: () => number
 }
 
 /** Answers for requests the parser refuses, by llhttp's error code. */
@@ -55,6 +63,8 @@ const PARSE_ERRORS: Record<string, [HttpErrorCode, string]> = {
 export class Router {
   #exact = new Map<string, Map<string, RouteHandler>>()
   #prefixes: Array<{ prefix: string; method: string; handler: RouteHandler }> = []
+  /** Takes what no route matched instead of the 404 (an ingest thread hands it to the main thread). */
+  fallback: RouteHandler | undefined
 
   /** `method` '*' answers every method not registered by name on that path. */
   add(method: string, path: string, handler: RouteHandler): void {
@@ -87,6 +97,7 @@ export class Router {
     for (const p of this.#prefixes) {
       if (path.startsWith(p.prefix) && (p.method === method || (method === 'HEAD' && p.method === 'GET'))) return p.handler(req, res, path, query)
     }
+    if (this.fallback) return this.fallback(req, res, path, query)
     const shown = path.length > MAX_ECHOED_PATH ? `${path.slice(0, MAX_ECHOED_PATH)}…` : path
     sendError(res, 'HOOKRELAY_HTTP_NOT_FOUND', `nothing at ${shown}`)
   }
@@ -126,7 +137,11 @@ export class HttpFront {
     )
     this.#server.on('connection', (socket: Socket) => {
       this.#open.add(socket)
-      socket.once('close', () => this.#open.delete(socket))
+      opts.onConnection?.(1)
+      socket.once('close', () => {
+        this.#open.delete(socket)
+        opts.onConnection?.(-1)
+      })
     })
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#clientError(err, socket))
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#upgrade(req, socket, head))
@@ -134,12 +149,46 @@ export class HttpFront {
 
   /** Connections open now (tests wait on it). */
   get connections(): number {
-    return this.#open.size
+    return this.#opts.connections?.() ?? this.#open.size
   }
 
   /** The port bound (after `listen`). */
   get port(): number {
     return this.#port
+  }
+
+  /** The listening socket's file descriptor (after `listen`), for other ingest threads to accept on. */
+  get fd(): number {
+    const fd = (this.#server as unknown as { _handle?: { fd?: number } })._handle?.fd
+    if (typeof fd !== 'number' || fd < 0) throw new RelayError('HOOKRELAY_HTTP_LISTEN', 'the listener has no file descriptor')
+    return fd
+  }
+
+  /**
+   * Accepts on a socket another thread bound (`fd`): the kernel hands each
+   * new connection to whichever thread accepts first.
+   */
+  listenFd(fd: number): Promise<number> {
+    return this.#listenOn({ fd }, `fd ${fd}`)
+  }
+
+  /** Listens on a Unix socket (the main thread's private listener behind the ingest threads). */
+  async listenPath(path: string): Promise<void> {
+    await this.#listenOn({ path }, path)
+  }
+
+  #listenOn(what: { fd: number } | { path: string }, shown: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: NodeJS.ErrnoException): void =>
+        reject(new RelayError('HOOKRELAY_HTTP_LISTEN', `cannot listen on ${shown}: ${e.message}`, { cause: e }))
+      this.#server.once('error', onError)
+      this.#server.listen(what, () => {
+        this.#server.off('error', onError)
+        const addr = this.#server.address()
+        this.#port = typeof addr === 'object' && addr !== null ? addr.port : 0
+        resolve(this.#port)
+      })
+    })
   }
 
   /** Hands upgrade requests on `path` to `handler`; others get 404. */
@@ -214,7 +263,8 @@ export class HttpFront {
   }
 
   #request(req: IncomingMessage, res: ServerResponse): void {
-    if (this.#stopping) res.shouldKeepAlive = false
+    if (this.#stopping || this.#opts.stopping?.() === true) res.shouldKeepAlive = false
+    this.#opts.beforeRequest?.()
     if (req.httpVersionMinor === 1 && req.headers.host === undefined) {
       this.#refused(req.socket, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', 'no host')
       sendError(res, 'HOOKRELAY_HTTP_BAD_REQUEST', 'HTTP/1.1 requires a Host header', { close: true })

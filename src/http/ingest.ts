@@ -3,8 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { hash } from 'node:crypto'
 import type { SourceConfig } from '../config/types.js'
 import type { IngestResult, JournalPort } from '../journal/port.js'
-import type { Logger, RejectLog } from '../log.js'
-import type { Metrics } from '../metrics.js'
+import type { RejectLog } from '../log.js'
 import { RelayError, statusOf, type HttpErrorCode } from '../errors.js'
 import { createVerifier } from '../verify/index.js'
 import type { HeaderBag, Verifier } from '../verify/types.js'
@@ -29,7 +28,7 @@ export const MAX_EVENT_BYTES = 256
  * cannot starve callbacks that do arrive. Past a bound, the callback gets
  * 503 + Retry-After instead of growing the heap.
  */
-export class BodyBudget {
+export class BodyBudget implements BytesBudget {
   inUse = 0
   #byAddress = new Map<string, number>()
   constructor(
@@ -60,23 +59,41 @@ export class BodyBudget {
   }
 }
 
+/** The body budget ingest takes bytes from: `BodyBudget` on one thread, `SharedBodyBudget` across ingest threads. */
+export interface BytesBudget {
+  readonly inUse: number
+  readonly addresses: number
+  max: number
+  perAddress: number
+  take(address: string, n: number): boolean
+  give(address: string, n: number): void
+}
+
+/** The metrics ingest writes: `Metrics` on the main thread; an ingest thread's stand-in forwards them to it. */
+export interface IngestMetrics {
+  countRequest(source: string, status: number): void
+  ackLatency: { labels(source: string): { observe(v: number): void } }
+}
+
 export interface IngestContext {
-  journal: JournalPort
-  metrics: Metrics
-  log: Logger
-  rejects: RejectLog
+  /** Only `append` is used: an ingest thread hands it to the main thread's journal. */
+  journal: Pick<JournalPort, 'append'>
+  metrics: IngestMetrics
+  log: { isLevelEnabled(level: string): boolean; debug(fields: Record<string, unknown>, msg: string): void }
+  rejects: Pick<RejectLog, 'warn'>
   /** True while the relay is closing: new callbacks get 503. */
   closing: () => boolean
   /**
    * Rate limiting before any signature work; returns seconds to wait when the
-   * request must be refused with 429, else 0.
+   * request must be refused with 429, else 0. An ingest thread asks the main
+   * thread's limiter and gets a promise; the body is not read until it settles.
    */
-  admit?: (address: string) => number
+  admit?: (address: string) => number | Promise<number>
   /** The address a request is accounted to (the peer, or the client behind a trusted proxy). */
   clientAddress: (peer: string, headers: HeaderBag) => string
   /** Body deadline; BODY_TIMEOUT_MS unless set. */
   bodyTimeoutMs?: number
-  budget: BodyBudget
+  budget: BytesBudget
 }
 
 interface SourceRoute {
@@ -166,27 +183,45 @@ class Exchange {
     const headers = (this.#headers = req.headers as HeaderBag)
     this.#address = route.ctx.clientAddress(req.socket.remoteAddress ?? '', headers)
     res.on('close', () => this.#closed())
-    const max = route.source.max_body
     if (route.ctx.closing()) {
       this.#reject('HOOKRELAY_HTTP_CLOSING', 'the relay is shutting down; retry', 'closing', { 'retry-after': RETRY_AFTER_S })
       return
     }
     const wait = route.ctx.admit?.(this.#address) ?? 0
+    if (typeof wait !== 'number') {
+      // Decided on another thread: hold the body back until the answer is in.
+      req.pause()
+      wait.then(
+        (w) => {
+          if (this.#done) return
+          if (this.#admitted(w)) req.resume()
+        },
+        (e: unknown) => this.#failed(e),
+      )
+      return
+    }
+    this.#admitted(wait)
+  }
+
+  /** Goes on after the rate limit's answer; false when the request was refused. */
+  #admitted(wait: number): boolean {
     if (wait > 0) {
       this.#reject('HOOKRELAY_HTTP_RATE_LIMITED', 'too many requests from this address', 'rate limited', {
         'retry-after': String(wait),
       })
-      return
+      return false
     }
     // The parser has checked the value's syntax; only its size is ours to judge.
-    const cl = headers['content-length']
-    if (cl !== undefined && Number(cl) > max) {
+    const cl = this.#headers['content-length']
+    if (cl !== undefined && Number(cl) > this.#route.source.max_body) {
       this.#tooLarge()
-      return
+      return false
     }
-    route.reading.add(this)
+    this.#route.reading.add(this)
+    const req = this.#req
     req.on('data', (chunk: Buffer) => this.#onData(chunk))
     req.on('end', () => this.#onEnd())
+    return true
   }
 
   #closed(): void {

@@ -11,15 +11,14 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
-import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { RelayError } from '../errors.js'
 import { uws, type TemplatedApp, type us_listen_socket } from './uws.js'
+import { carryUpgrade } from './upgrade-carry.js'
 
-/** The header that carries the client's address to the uWS side. */
-export const PEER_HEADER = 'x-hookrelay-peer'
+export { PEER_HEADER } from './upgrade-carry.js'
 
 export class StreamBridge {
   #dir: string
@@ -45,31 +44,14 @@ export class StreamBridge {
     return bridge
   }
 
+  /** The private socket uWS listens on (ingest threads carry upgrades straight to it). */
+  get path(): string {
+    return this.#path
+  }
+
   /** Forwards one upgrade request and joins the two connections. */
   carry(req: IncomingMessage, client: Duplex, head: Buffer, peer: string): void {
-    const upstream = connect(this.#path)
-    this.#pairs.add(client)
-    upstream.setNoDelay(true)
-    ;(client as Socket).setNoDelay?.(true)
-    let text = `GET ${req.url ?? '/'} HTTP/1.1\r\n`
-    const raw = req.rawHeaders
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (raw[i]!.toLowerCase() !== PEER_HEADER) text += `${raw[i]}: ${raw[i + 1]}\r\n`
-    }
-    text += `${PEER_HEADER}: ${peer}\r\n\r\n`
-    upstream.write(text)
-    if (head.length > 0) upstream.write(head)
-    client.pipe(upstream)
-    upstream.pipe(client)
-    const done = (): void => {
-      this.#pairs.delete(client)
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('error', done)
-    upstream.on('error', done)
-    client.on('close', done)
-    upstream.on('close', done)
+    carryUpgrade(this.#path, this.#pairs, req, client, head, peer)
   }
 
   /** Stops listening and drops connections still open (the hub has closed its subscribers by then). */
@@ -81,3 +63,4 @@ export class StreamBridge {
     rmSync(this.#dir, { recursive: true, force: true })
   }
 }
+

@@ -16,8 +16,26 @@ interface TapLike {
   teardown(fn: () => unknown): void
 }
 
+/**
+ * Ingest threads of the relays the tests start: 1 (the main thread alone)
+ * unless HOOKRELAY_TEST_THREADS says otherwise, so that the black-box suites
+ * can be run again with `HOOKRELAY_TEST_THREADS=2`.
+ */
+export function testThreads(): number {
+  const n = Number(process.env.HOOKRELAY_TEST_THREADS ?? '1')
+  return Number.isInteger(n) && n >= 1 ? n : 1
+}
+
+/** `extra` with `http.threads` set (into its `http: { … }` when it has one), unless it sets it itself. */
+export function withThreads(extra: string, threads = testThreads()): string {
+  if (/\bthreads:/.test(extra)) return extra
+  const flow = /^http:\s*\{/m
+  if (flow.test(extra)) return extra.replace(flow, (m) => `${m} threads: ${threads},`)
+  return `${extra}\nhttp: { threads: ${threads} }`
+}
+
 /** The config the black-box tests run: the default config's shape on port 0, plus a GitHub source. */
-export function testConfigYaml(dataDir: string, extra = ''): string {
+export function testConfigYaml(dataDir: string, extra = '', threads?: number): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ${dataDir}
@@ -37,7 +55,7 @@ subscribers:
     token: ${TOKEN_GH}
     sources: ["gh"]
 log: { level: silent }
-${extra}`
+${withThreads(extra, threads)}`
 }
 
 export function testConfig(dataDir: string, extra = ''): Config {
@@ -88,10 +106,10 @@ export function withTestBackend(config: Config, dataDir: string): Config {
 /** Starts a relay on a fresh data dir (or `dir`), closed at teardown; `edit` rewrites the YAML first. */
 export async function startTestRelay(
   t: TapLike,
-  opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string } = {},
+  opts: { dir?: string; extra?: string; relay?: RelayOptions; edit?: (yaml: string) => string; threads?: number } = {},
 ): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = opts.dir ?? t.testdir()
-  const yaml = testConfigYaml(dir, opts.extra)
+  const yaml = testConfigYaml(dir, opts.extra, opts.threads)
   const config = withTestBackend(loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} }), dir)
   const relay = await Relay.start(config, { logger: silent, processMetrics: false, ...opts.relay })
   t.teardown(() => relay.close())
