@@ -90,7 +90,7 @@ export const ERRORS = {
   HOOKRELAY_JOURNAL_OPEN: { where: 'start', meaning: 'LMDB cannot open the journal in `data_dir`' },
   HOOKRELAY_JOURNAL_SCHEMA: { where: 'start', meaning: 'the journal was written by an incompatible version' },
   HOOKRELAY_JOURNAL_CONNECT: { where: 'start', meaning: 'cluster mode: no NATS server of `journal.jetstream.servers` could be reached (or TLS to it failed), or JetStream is not enabled there; the message says which and what to check' },
-  HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream's subjects or retention would break the journal's contract (the message says which)" },
+  HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream would break the journal's contract (subjects, retention, discard, per-subject limits, sealed, no_ack, memory storage, a mirror or sources); the message says which and how to fix it" },
   HOOKRELAY_JOURNAL_BACKUP: { where: '`backup`', meaning: 'the copy failed (e.g. the destination already holds a journal)' },
   HOOKRELAY_UWS_NATIVE: { where: 'start', meaning: 'no uWebSockets.js native binary for this Node/platform' },
   HOOKRELAY_LMDB_NATIVE: { where: 'start', meaning: 'no lmdb native binary for this Node/platform' },
