@@ -11,8 +11,9 @@ import { deliveryHeaders } from './request-headers.js'
 import { decide } from './retry.js'
 import type { AttemptOutcome, AttemptRecord, DeadLetter, DestinationStore, PausedState } from './store.js'
 
-/** Entries read from the journal at once (a bound on the bodies held beyond the window). */
+/** Entries read from the journal at once, and the body bytes of them kept beyond the window (at least one entry). */
 const READ_AHEAD = 64
+const READ_AHEAD_BYTES = 4 * 1024 * 1024
 
 /** One event in the window: read from the journal (or a replayed dead letter) and not done with yet. */
 interface Pending {
@@ -77,8 +78,9 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
   /** Entries read from the journal in one batch and not yet taken into the window (or passed over), from `#aheadAt`. */
   #ahead: Array<StoredEvent | undefined> = []
   #aheadAt = 0
-  /** The last seq read into `#ahead`. */
+  /** The last seq read into `#ahead`, and how many entries the next read asks for. */
   #readTo = 0
+  #readLimit = READ_AHEAD
   /** The metric children, looked up once instead of per attempt. */
   #counted = new Map<AttemptOutcome, { inc(): void }>()
   #latency: { observe(v: number): void }
@@ -269,8 +271,21 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
       if (this.#aheadAt >= this.#ahead.length) {
         if (this.#readTo >= this.#journal.head) return
         // One read for many events; what the window has no room for yet waits here (not read again).
-        const batch = await this.#journal.read(this.#readTo, READ_AHEAD)
+        const batch = await this.#journal.read(this.#readTo, this.#readLimit)
         if (stale() || batch.length === 0) return
+        // Large bodies: keep what fits the budget (the rest is read again later) and read fewer next time.
+        let bytes = 0
+        let kept = batch.length
+        for (let i = 0; i < batch.length; i++) {
+          bytes += batch[i]!.body.length
+          if (bytes > READ_AHEAD_BYTES && i > 0) {
+            kept = i
+            break
+          }
+        }
+        const cut = kept < batch.length
+        if (cut) batch.length = kept
+        this.#readLimit = cut ? kept + 1 : READ_AHEAD
         this.#ahead = batch
         this.#aheadAt = 0
         this.#readTo = batch[batch.length - 1]!.seq
