@@ -93,27 +93,33 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
   const nodes: NatsNode[] = []
   for (let i = 0; i < size; i++) {
     const name = `n${i + 1}`
-    const [port, monitorPort, clusterPort] = [await freePort(), await freePort(), await freePort()]
     const storeDir = join(opts.dir, name)
     mkdirSync(storeDir, { recursive: true })
-    nodes.push({ name, port, url: `nats://127.0.0.1:${port}`, monitorPort, clusterPort, storeDir, configFile: join(opts.dir, `${name}.conf`), proc: undefined, log: '' })
+    nodes.push({ name, port: 0, url: '', monitorPort: 0, clusterPort: 0, storeDir, configFile: join(opts.dir, `${name}.conf`), proc: undefined, log: '' })
   }
-  for (const n of nodes) {
-    const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`)
-    const lines = [
-      `server_name: ${n.name}`,
-      `listen: 127.0.0.1:${n.port}`,
-      `http: 127.0.0.1:${n.monitorPort}`,
-      `jetstream {`,
-      `  store_dir: "${n.storeDir}"`,
-      `  max_memory_store: 64MB`,
-      `  max_file_store: 2GB`,
-      `  sync_interval: ${opts.syncInterval ?? 'always'}`,
-      `}`,
-      ...(size > 1 ? [`cluster {`, `  name: hookrelay-test`, `  listen: 127.0.0.1:${n.clusterPort}`, `  routes: [${routes.join(', ')}]`, `}`] : []),
-      opts.extraConfig ?? '',
-    ]
-    writeFileSync(n.configFile, lines.join('\n') + '\n')
+  /** Picks free ports for every node and writes the configs (again when another process took a port first). */
+  const assignPorts = async (): Promise<void> => {
+    for (const n of nodes) {
+      ;[n.port, n.monitorPort, n.clusterPort] = [await freePort(), await freePort(), await freePort()]
+      n.url = `nats://127.0.0.1:${n.port}`
+    }
+    for (const n of nodes) {
+      const routes = nodes.filter((o) => o !== n).map((o) => `nats-route://127.0.0.1:${o.clusterPort}`)
+      const lines = [
+        `server_name: ${n.name}`,
+        `listen: 127.0.0.1:${n.port}`,
+        `http: 127.0.0.1:${n.monitorPort}`,
+        `jetstream {`,
+        `  store_dir: "${n.storeDir}"`,
+        `  max_memory_store: 64MB`,
+        `  max_file_store: 2GB`,
+        `  sync_interval: ${opts.syncInterval ?? 'always'}`,
+        `}`,
+        ...(size > 1 ? [`cluster {`, `  name: hookrelay-test`, `  listen: 127.0.0.1:${n.clusterPort}`, `  routes: [${routes.join(', ')}]`, `}`] : []),
+        opts.extraConfig ?? '',
+      ]
+      writeFileSync(n.configFile, lines.join('\n') + '\n')
+    }
   }
 
   const startNode = async (n: NatsNode): Promise<void> => {
@@ -222,7 +228,15 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
   }
   t.teardown(stop)
 
-  await Promise.all(nodes.map(startNode))
+  // A port found free can be taken by another process (parallel test files) before the node binds it: new ports, again.
+  for (let attempt = 1; ; attempt++) {
+    await assignPorts()
+    const started = await Promise.allSettled(nodes.map(startNode))
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed === undefined) break
+    await stop()
+    if (attempt >= 5 || !/address already in use/.test(String((failed.reason as Error).message))) throw failed.reason
+  }
   await waitForFirstMeta()
   return {
     nodes,

@@ -29,11 +29,15 @@ import { internalRow } from '../run-row.js'
 import type { AppendHook, IngestInput, IngestResult, InternalInput, JobChanges, JobKey, JobView, RunRow } from '../types.js'
 import { isConflict } from './errors.js'
 import { JobStore } from './jobs.js'
-import { cursorKey, cursorName, entryMsgId, internalSubject, isCallbackSubject, runSubject } from './keys.js'
+import { Cursors } from './cursors.js'
+import { epochOf } from './epoch.js'
+import { entryMsgId, internalSubject, isCallbackSubject, runSubject } from './keys.js'
+import { Repairs } from './repair.js'
 import { bucketName } from './names.js'
 import { connectCluster } from './options.js'
 import { entryFromMsg, Projection, type CallbackEntry, type RowState } from './projection.js'
 import { ensureStream } from './setup.js'
+import { StreamWatch } from './stream-watch.js'
 import { Tail } from './tail.js'
 
 export interface JetStreamJournalOptions {
@@ -50,17 +54,8 @@ export interface JetStreamJournalOptions {
 
 /** Attempts of one append before it gives up (each lost compare-and-set is one). */
 const MAX_ATTEMPTS = 32
-/** How long the stream may stay below the head this relay has seen (a new leader applying) before the journal fails. */
-const BEHIND_GRACE_MS = 10_000
 /** Parallel direct gets of one range read outside the cache. */
 const READ_PARALLEL = 32
-
-interface Meta {
-  epoch: string
-  /** The stream's `created` time when the epoch was made. */
-  stream_created: string
-  created_at: string
-}
 
 export class JetStreamJournal implements JournalPort {
   readonly #nc: NatsConnection
@@ -70,33 +65,17 @@ export class JetStreamJournal implements JournalPort {
   readonly #stream: string
   readonly #log: Logger
   readonly #runs: Projection
-  readonly #cursors: KV
+  readonly #cursors: Cursors
   readonly #jobs: JobStore
   readonly #tail: Tail
   readonly #epoch: string
-  readonly #created: string
-  #first: number
-  #messages: number
-  #bytes: number
-  #available = true
-  #unavailableReason = ''
-  #failed: RelayError | undefined
+  readonly #watch: StreamWatch
   #closed = false
   #inflight = 0
   #idleWaiters: Array<() => void> = []
   #listeners = new Set<CommitListener>()
   #hooks: AppendHook[] = []
-  #poll: NodeJS.Timeout
-  #polling = false
-  /** When a check first found the stream's last seq below this relay's head. */
-  #behindSince: number | undefined
-  /** The head at the previous check (a tail that stopped moving while the stream grew is restarted). */
-  #headAtCheck = -1
-  /** Seqs this relay projected itself (no repair check needed). */
-  #own = new Set<number>()
-  #repairs: Array<{ due: number; source: string; key: string; seq: number }> = []
-  #repairTimer: NodeJS.Timeout | undefined
-  #repairDelayMs: number
+  readonly #repairs: Repairs
   onCommitTimed: ((seconds: number, entries: number) => void) | undefined
 
   private constructor(p: {
@@ -119,34 +98,39 @@ export class JetStreamJournal implements JournalPort {
     this.#cfg = p.cfg
     this.#stream = p.cfg.stream
     this.#log = p.log
-    this.#cursors = p.cursors
+    this.#cursors = new Cursors(p.cursors)
     this.#jobs = p.jobs
     this.#tail = p.tail
     this.#epoch = p.epoch
-    this.#created = p.info.created
-    this.#first = p.info.state.first_seq
-    this.#messages = p.info.state.messages
-    this.#bytes = p.info.state.bytes
-    this.#repairDelayMs = p.opts.repairDelayMs ?? 5000
+    this.#watch = new StreamWatch(p.info, {
+      jsm: p.jsm,
+      stream: this.#stream,
+      replicas: p.cfg.replicas,
+      log: p.log,
+      tail: p.tail,
+      message: (seq) => this.#message({ seq }),
+      pollMs: p.opts.pollMs ?? 1000,
+    })
     this.#runs = new Projection(p.runs, p.jobs, this.#hooks, p.epoch, p.log)
+    this.#repairs = new Repairs({
+      log: p.log,
+      delayMs: p.opts.repairDelayMs ?? 5000,
+      canWrite: () => this.refusal() === undefined,
+      rowLast: async (source, key) => (await this.#runs.read(source, key)).state?.last ?? 0,
+      rollForward: (source, key) => this.#rollForward(source, key, runSubject(this.#stream, source, key)),
+    })
     // Entries the stream no longer holds (retention) are skipped; anything else missing is a stream that lost them.
-    this.#tail.onSkip = (from, through) => {
-      if (through < this.#first || this.#failed) return true
-      this.#fail(`stream ${this.#stream} skipped entries ${from}..${through} that it should still hold (its first seq is ${this.#first})`)
-      return false
-    }
+    this.#tail.onSkip = (from, through) => this.#watch.skipped(from, through)
     this.#tail.onEntry = (e) => {
-      if (this.#messages === 0 || this.#first === 0) this.#first = e.event.seq
-      this.#messages++
+      this.#watch.delivered(e.event.seq)
       for (const l of this.#listeners) l(this.#tail.head)
-      if (isCallbackSubject(this.#stream, e.subject)) this.#noteForRepair(e.event)
+      if (isCallbackSubject(this.#stream, e.subject)) this.#repairs.seen(e.event.seq, e.event.source, e.event.key)
     }
-    this.#poll = setInterval(() => void this.#check(), p.opts.pollMs ?? 1000)
-    this.#poll.unref()
+    const watch = this.#watch
     void (async () => {
       for await (const s of p.nc.status()) {
-        if (s.type === 'disconnect') this.#unavailable('disconnected from NATS')
-        else if (s.type === 'reconnect') void this.#check()
+        if (s.type === 'disconnect') watch.markUnavailable('disconnected from NATS')
+        else if (s.type === 'reconnect') void watch.check()
       }
     })().catch(() => undefined)
   }
@@ -176,7 +160,7 @@ export class JetStreamJournal implements JournalPort {
         // Gets answered by the bucket's leader only: a replica's direct get may miss a compare-and-set just won.
         kvm.create(bucketName(cfg.stream, kind), { replicas: cfg.replicas, history: 1, allow_direct: false })
       const [runs, cursors, jobsKv, meta] = await Promise.all([bucket('runs'), bucket('cursors'), bucket('jobs'), bucket('meta')])
-      const epoch = await JetStreamJournal.#epochOf(meta, setup.info, log)
+      const epoch = await epochOf(meta, setup.info, log)
       const jobs = await JobStore.open(jobsKv, `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`, opts.leaseMs ?? 30_000)
       const tail = await Tail.start(js, cfg.stream, setup.info.state.last_seq, opts.cacheBytes ?? 32 * 1024 * 1024)
       return new JetStreamJournal({ nc, js, jsm, cfg, log, runs, cursors, jobs, tail, epoch, info: setup.info, opts })
@@ -184,32 +168,6 @@ export class JetStreamJournal implements JournalPort {
       await nc.close().catch(() => undefined)
       if (err instanceof RelayError) throw err
       throw new RelayError('HOOKRELAY_JOURNAL_STREAM_OPEN', `cannot open the journal on stream ${cfg.stream}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-
-  /**
-   * The epoch kept in `<stream>_meta` with the stream's created time: a stream
-   * created again since (deleted and recreated, restored) gets a new epoch, so
-   * subscribers see `epoch_changed` instead of wrong cursors.
-   */
-  static async #epochOf(meta: KV, info: StreamInfo, log: Logger): Promise<string> {
-    for (;;) {
-      const e = await meta.get('epoch')
-      const stored = e && e.operation === 'PUT' ? e.json<Meta>() : undefined
-      if (stored && stored.stream_created === info.created) return stored.epoch
-      const next: Meta = { epoch: randomBytes(8).toString('hex'), stream_created: info.created, created_at: new Date().toISOString() }
-      try {
-        if (stored) {
-          await meta.update('epoch', JSON.stringify(next), e!.revision)
-          log.error(
-            { stream: info.config.name, was: stored.stream_created, now: info.created, epoch: next.epoch },
-            'the journal stream was created again since this journal last ran: its seqs started over, so the journal takes a new epoch',
-          )
-        } else await meta.create('epoch', JSON.stringify(next))
-        return next.epoch
-      } catch (err) {
-        if (!isConflict(err)) throw err
-      }
     }
   }
 
@@ -222,13 +180,11 @@ export class JetStreamJournal implements JournalPort {
   }
 
   get earliest(): number {
-    const head = this.head
-    if (this.#messages === 0 || this.#first === 0) return head + 1
-    return Math.min(this.#first, head + 1)
+    return this.#watch.earliest(this.head)
   }
 
   get failed(): Error | undefined {
-    return this.#failed
+    return this.#watch.failed
   }
 
   handledRejection(): boolean {
@@ -241,13 +197,15 @@ export class JetStreamJournal implements JournalPort {
 
   refusal(): RelayError | undefined {
     if (this.#closed) return new RelayError('HOOKRELAY_JOURNAL_CLOSING', 'the relay is shutting down')
-    if (this.#failed) return this.#failed
-    if (!this.#available) return new RelayError('HOOKRELAY_JOURNAL_UNAVAILABLE', `the journal stream is unavailable: ${this.#unavailableReason}`)
+    const failed = this.#watch.failed
+    if (failed) return failed
+    const unavailable = this.#watch.unavailable
+    if (unavailable !== undefined) return new RelayError('HOOKRELAY_JOURNAL_UNAVAILABLE', `the journal stream is unavailable: ${unavailable}`)
     return undefined
   }
 
   get usedBytes(): number {
-    return this.#bytes
+    return this.#watch.bytes
   }
 
   addAppendHook(hook: AppendHook): void {
@@ -259,72 +217,11 @@ export class JetStreamJournal implements JournalPort {
     return () => this.#listeners.delete(listener)
   }
 
-  /** Marks the stream unavailable until the next successful check. */
-  #unavailable(reason: string): void {
-    if (this.#available) this.#log.warn({ stream: this.#stream, reason }, 'journal stream unavailable: ingest answers 503')
-    this.#available = false
-    this.#unavailableReason = reason
-  }
-
-  #fail(reason: string): void {
-    if (this.#failed) return
-    this.#failed = new RelayError('HOOKRELAY_JOURNAL_STREAM_CHANGED', reason)
-    this.#log.error({ stream: this.#stream, epoch: this.#epoch, head: this.head }, `journal stopped acknowledging: ${reason}`)
-  }
-
-  /** Checks the stream: reachable with a leader (readiness), and never moved backwards or recreated. */
-  async #check(): Promise<void> {
-    if (this.#polling || this.#closed) return
-    this.#polling = true
-    try {
-      const info = await this.#jsm.streams.info(this.#stream)
-      if (info.created !== this.#created) {
-        this.#fail(`stream ${this.#stream} was recreated (created ${this.#created}, now ${info.created})`)
-      } else if (info.state.last_seq < this.head) {
-        // Right after a leader change the new leader may not have applied every committed entry yet: wait a while.
-        this.#behindSince ??= Date.now()
-        if (Date.now() - this.#behindSince < BEHIND_GRACE_MS) {
-          this.#unavailable(`the stream's last seq ${info.state.last_seq} is behind the ${this.head} this relay has seen (a new leader catching up?)`)
-          return
-        }
-        this.#fail(`stream ${this.#stream} went backwards: its last seq is ${info.state.last_seq}, this relay had seen ${this.head}`)
-      } else if (this.#behindSince !== undefined && !(await this.#sameAtHead())) {
-        this.#fail(`stream ${this.#stream} holds another entry at seq ${this.head} than it delivered before`)
-      } else if (info.state.messages > 0 && this.#messages > 0 && info.state.first_seq < this.#first) {
-        this.#fail(`stream ${this.#stream} went backwards: its first seq is ${info.state.first_seq}, it was ${this.#first}`)
-      }
-      this.#behindSince = undefined
-      // The stream is ahead and the tail did not move since the last check: its consumer is gone; make a new one.
-      const head = this.head
-      if (info.state.last_seq > head && head === this.#headAtCheck) void this.#tail.restart().catch(() => undefined)
-      this.#headAtCheck = head
-      this.#first = info.state.first_seq
-      this.#messages = info.state.messages
-      this.#bytes = info.state.bytes
-      if (this.#cfg.replicas > 1 && !info.cluster?.leader) this.#unavailable('the stream has no leader (no quorum)')
-      else {
-        if (!this.#available) this.#log.info({ stream: this.#stream }, 'journal stream available again')
-        this.#available = true
-      }
-    } catch (err) {
-      this.#unavailable((err as Error).message)
-    } finally {
-      this.#polling = false
-    }
-  }
-
-  /** Whether the stream's entry at head is the one the tail delivered (after the stream was seen behind). */
-  async #sameAtHead(): Promise<boolean> {
-    const seen = this.#tail.cached(this.head)
-    if (seen === undefined) return true
-    return sameEntry(await this.#message({ seq: this.head }), seen)
-  }
-
   /** A publish or KV error as the answer ingest gives (503 for the cluster being unable, with Retry-After). */
   #asRelayError(err: unknown): RelayError {
     if (err instanceof RelayError) return err
-    this.#unavailable((err as Error).message)
-    void this.#check()
+    this.#watch.markUnavailable((err as Error).message)
+    void this.#watch.check()
     return new RelayError('HOOKRELAY_JOURNAL_UNAVAILABLE', `the journal stream could not take the entry: ${(err as Error).message}`, { cause: err })
   }
 
@@ -390,7 +287,7 @@ export class JetStreamJournal implements JournalPort {
         if (!(await this.#rollForward(input.source, input.key, subject)) && ack.seq === 0) await sleep(Math.min(50, 2 ** attempt))
         continue
       }
-      this.#own.add(ack.seq)
+      this.#repairs.own(ack.seq)
       const entry: CallbackEntry = { seq: ack.seq, revision, receivedAt, input }
       const txn = this.#jobs.begin()
       const next = this.#runs.apply(state, [entry], txn)
@@ -412,8 +309,8 @@ export class JetStreamJournal implements JournalPort {
     const actual = lastMsg?.seq ?? 0
     if (actual > expected) return undefined
     if (state && expected > 0 && expected < this.earliest) return actual
-    this.#fail(`stream ${this.#stream} lost entry ${expected} of a run (its subject now ends at ${actual})`)
-    throw this.#failed
+    this.#watch.fail(`stream ${this.#stream} lost entry ${expected} of a run (its subject now ends at ${actual})`)
+    throw this.#watch.failed
   }
 
   /**
@@ -444,48 +341,6 @@ export class JetStreamJournal implements JournalPort {
     if (!(await this.#tail.waitFor(seq, this.#cfg.timeout_ms))) {
       this.#log.warn({ seq, head: this.head }, 'an entry the stream acknowledged is not in this relay\'s view of it yet')
     }
-  }
-
-  /** Entries other relays published: their run rows are checked after a delay, and rolled forward when a relay died before writing them. */
-  #noteForRepair(e: StoredEvent): void {
-    if (this.#own.delete(e.seq)) return
-    if (this.#repairs.length >= 10_000) this.#repairs.shift()
-    this.#repairs.push({ due: Date.now() + this.#repairDelayMs, source: e.source, key: e.key, seq: e.seq })
-    if (this.#repairTimer === undefined) this.#scheduleRepair()
-  }
-
-  #scheduleRepair(): void {
-    const first = this.#repairs[0]
-    if (first === undefined || this.#closed) {
-      this.#repairTimer = undefined
-      return
-    }
-    this.#repairTimer = setTimeout(() => void this.#repair(), Math.max(0, first.due - Date.now()))
-    this.#repairTimer.unref()
-  }
-
-  async #repair(): Promise<void> {
-    const now = Date.now()
-    while (this.#repairs.length > 0 && this.#repairs[0]!.due <= now && !this.#closed) {
-      const r = this.#repairs.shift()!
-      if (this.refusal()) {
-        this.#repairs.unshift(r)
-        break
-      }
-      try {
-        const { state } = await this.#runs.read(r.source, r.key)
-        if ((state?.last ?? 0) < r.seq) {
-          if (await this.#rollForward(r.source, r.key, runSubject(this.#stream, r.source, r.key))) {
-            this.#log.warn({ seq: r.seq, source: r.source, key: r.key }, 'wrote the run row of an entry whose relay did not (it died between publishing and writing the row)')
-          }
-        }
-      } catch (err) {
-        this.#log.warn({ err, seq: r.seq }, 'could not check the run row of an entry; retrying later')
-        this.#repairs.push({ ...r, due: Date.now() + this.#repairDelayMs })
-        break
-      }
-    }
-    this.#scheduleRepair()
   }
 
   appendInternal(input: InternalInput): Promise<number> {
@@ -571,36 +426,22 @@ export class JetStreamJournal implements JournalPort {
     return (await this.#runs.read(source, id)).state?.row
   }
 
-  async getCursor(name: string): Promise<StoredCursor | undefined> {
-    const e = await this.#cursors.get(cursorKey(name))
-    if (!e || e.operation !== 'PUT') return undefined
-    const c = e.json<{ seq: number; epoch: string }>()
-    return { seq: c.seq, epoch: c.epoch }
+  getCursor(name: string): Promise<StoredCursor | undefined> {
+    return this.#cursors.get(name)
   }
 
   async saveCursors(acks: ReadonlyMap<string, number>): Promise<void> {
-    if (acks.size === 0 || this.#failed) return
-    const at = Date.now()
-    await Promise.all([...acks].map(([name, seq]) => this.#cursors.put(cursorKey(name), JSON.stringify({ seq, epoch: this.#epoch, at }))))
+    if (acks.size === 0 || this.#watch.failed) return
+    await this.#cursors.save(acks, this.#epoch)
   }
 
-  async listCursors(): Promise<Array<{ name: string; seq: number }>> {
-    const out: Array<{ name: string; seq: number }> = []
-    const keys: string[] = []
-    for await (const k of await this.#cursors.keys()) keys.push(k)
-    for (const k of keys.sort()) {
-      const e = await this.#cursors.get(k)
-      if (e && e.operation === 'PUT') out.push({ name: cursorName(k), seq: e.json<{ seq: number }>().seq })
-    }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  listCursors(): Promise<Array<{ name: string; seq: number }>> {
+    return this.#cursors.list()
   }
 
   async deleteCursor(name: string): Promise<boolean> {
-    if (this.#failed) throw this.#failed
-    const e = await this.#cursors.get(cursorKey(name))
-    if (!e || e.operation !== 'PUT') return false
-    await this.#cursors.delete(cursorKey(name))
-    return true
+    if (this.#watch.failed) throw this.#watch.failed
+    return this.#cursors.delete(name)
   }
 
   /** Queues are key prefixes of one bucket: nothing to open (any name may be written at any time). */
@@ -621,7 +462,7 @@ export class JetStreamJournal implements JournalPort {
   }
 
   async changeJobs(change: (jobs: JobView) => JobChanges | undefined | void): Promise<void> {
-    if (this.#failed) throw this.#failed
+    if (this.#watch.failed) throw this.#watch.failed
     const txn = this.#jobs.begin()
     txn.apply(change(txn))
     await this.#jobs.write(txn.changes)
@@ -639,8 +480,8 @@ export class JetStreamJournal implements JournalPort {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    clearInterval(this.#poll)
-    if (this.#repairTimer) clearTimeout(this.#repairTimer)
+    this.#watch.close()
+    this.#repairs.close()
     await this.idle()
     this.#tail.stop()
     this.#jobs.close()
@@ -648,9 +489,3 @@ export class JetStreamJournal implements JournalPort {
   }
 }
 
-/** Whether a stream message is the entry `seen` (same fields, same body). */
-function sameEntry(m: StoredMsg | null, seen: StoredEvent): boolean {
-  if (m === null) return false
-  const now = decodeEvent(m.seq, Buffer.from(m.data))
-  return now.fragment.equals(seen.fragment) && now.body.equals(seen.body) && now.private.sha256 === seen.private.sha256
-}
