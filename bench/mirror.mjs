@@ -101,8 +101,9 @@ const P = {
   // A trial during which other processes used more than this (CPU s/s, all cores) is run again,
   // at most twice, while the run is under retry_until_s.
   disturbed_cpu_s_per_s: 0.25,
-  retry_until_s: 60 + ROUNDS * 40,
-  hard_stop_s: 120 + ROUNDS * 60,
+  // Both scale with the trials the run has: rounds × workloads × (plain, relay, variants).
+  retry_until_s: 60 + ROUNDS * (ONLY ? 1 : 2) * KINDS.length * 20,
+  hard_stop_s: 120 + ROUNDS * (ONLY ? 1 : 2) * KINDS.length * 40,
 }
 const BUCKET = 'bench'
 const SECRET = 'whsec_bench_mirror_0123456789abcdef'

@@ -90,7 +90,8 @@ export const ERRORS = {
   HOOKRELAY_JOURNAL_OPEN: { where: 'start', meaning: 'LMDB cannot open the journal in `data_dir`' },
   HOOKRELAY_JOURNAL_SCHEMA: { where: 'start', meaning: 'the journal was written by an incompatible version' },
   HOOKRELAY_JOURNAL_STREAM_OPEN: { where: 'start', meaning: 'cluster mode: the stream or its KV buckets could not be created or read (no quorum, no room to place the replicas, JetStream not enabled)' },
-  HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream's subjects or retention would break the journal's contract (the message says which)" },
+  HOOKRELAY_JOURNAL_CONNECT: { where: 'start', meaning: 'cluster mode: no NATS server of `journal.jetstream.servers` could be reached (or TLS to it failed), or JetStream is not enabled there; the message says which and what to check' },
+  HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream would break the journal's contract (subjects, retention, discard, per-subject limits, sealed, no_ack, memory storage, a mirror or sources); the message says which and how to fix it" },
   HOOKRELAY_JOURNAL_BACKUP: { where: '`backup`', meaning: 'the copy failed (e.g. the destination already holds a journal)' },
   HOOKRELAY_UWS_NATIVE: { where: 'start', meaning: 'no uWebSockets.js native binary for this Node/platform' },
   HOOKRELAY_LMDB_NATIVE: { where: 'start', meaning: 'no lmdb native binary for this Node/platform' },
@@ -105,9 +106,8 @@ export const ERRORS = {
   HOOKRELAY_DESTINATION_FORBIDDEN: { status: 403, where: '403', meaning: 'replay, pause or resume without an operator\'s token' },
   HOOKRELAY_DESTINATION_BAD_REQUEST: { status: 400, where: '400', meaning: 'a replay body that is not `{"from": N}` or `{"dead_letters": true}`, or a bad `seq`/`limit`' },
   HOOKRELAY_DESTINATION_UNAVAILABLE: { status: 503, where: '503', meaning: 'the action could not be stored, or the dead letters read (journal failure); retry' },
-  HOOKRELAY_JETSTREAM_CONNECT: { where: 'start', meaning: 'no server in `journal.jetstream.servers` could be reached, or TLS to it failed (the message says which and what to check)' },
-  HOOKRELAY_JETSTREAM_AUTH: { where: 'start', meaning: 'the NATS servers refused the credentials of `journal.jetstream`' },
-  HOOKRELAY_JETSTREAM_FILE: { where: 'start', meaning: 'an nkey seed, creds or TLS file of `journal.jetstream` cannot be read or is malformed' },
+  HOOKRELAY_JETSTREAM_AUTH: { where: 'start', meaning: 'cluster mode: the NATS servers refused the credentials of `journal.jetstream`' },
+  HOOKRELAY_JETSTREAM_FILE: { where: 'start', meaning: 'cluster mode: an nkey seed, creds or TLS file of `journal.jetstream` cannot be read or is malformed' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -106,11 +106,11 @@ t.test('files that vanished or went bad since check-config are HOOKRELAY_JETSTRE
   t.match(tls, { code: 'HOOKRELAY_JETSTREAM_FILE', message: /journal.jetstream.tls.ca_file .*ca\.pem cannot be read/ })
 })
 
-t.test('no server reachable: HOOKRELAY_JETSTREAM_CONNECT naming every server tried', async (t) => {
+t.test('no server reachable: HOOKRELAY_JOURNAL_CONNECT naming every server tried', async (t) => {
   const [a, b] = [await freePortNotListening(), await freePortNotListening()]
   const servers = [`nats://127.0.0.1:${a}`, `nats://127.0.0.1:${b}`]
   const e = await refused(cfg(servers, { timeout_ms: 2000 }))
-  t.equal(e.code, 'HOOKRELAY_JETSTREAM_CONNECT')
+  t.equal(e.code, 'HOOKRELAY_JOURNAL_CONNECT')
   t.match(e.message, `cannot connect to NATS at ${servers.join(', ')}`)
   t.match(e.message, /check that nats-server runs there with JetStream on/)
 })
@@ -153,21 +153,21 @@ t.test('TLS: CA file and client certificate against a server that verifies clien
   await works(t, cfg(nats.urls, { tls: { ca_file: pki.ca, cert_file: pki.cli, key_file: pki.cliKey } }))
 
   const wrongCa = await refused(cfg(tlsUrls, { tls: { ca_file: pki.otherCa, cert_file: pki.cli, key_file: pki.cliKey } }))
-  t.equal(wrongCa.code, 'HOOKRELAY_JETSTREAM_CONNECT')
+  t.equal(wrongCa.code, 'HOOKRELAY_JOURNAL_CONNECT')
   t.match(wrongCa.message, /check journal.jetstream.tls \(ca_file must hold the CA/)
 
   const noCa = await refused(cfg(tlsUrls, { tls: { ca_file: '', cert_file: pki.cli, key_file: pki.cliKey } }))
-  t.equal(noCa.code, 'HOOKRELAY_JETSTREAM_CONNECT', 'the system CAs do not trust a private CA')
+  t.equal(noCa.code, 'HOOKRELAY_JOURNAL_CONNECT', 'the system CAs do not trust a private CA')
   t.match(noCa.message, /journal.jetstream.tls/)
 
   const noClientCert = await refused(cfg(tlsUrls, { timeout_ms: 3000, tls: { ca_file: pki.ca, cert_file: '', key_file: '' } }))
-  t.equal(noClientCert.code, 'HOOKRELAY_JETSTREAM_CONNECT', 'the server wants a client certificate')
+  t.equal(noClientCert.code, 'HOOKRELAY_JOURNAL_CONNECT', 'the server wants a client certificate')
 })
 
 t.test('TLS asked for (tls:// or a tls block) against a server without TLS is refused, never spoken in clear', async (t) => {
   const nats = await startNatsCluster(t, { size: 1, dir: t.testdir() })
   const e = await refused(cfg(nats.urls.map((u) => u.replace('nats://', 'tls://'))))
-  t.equal(e.code, 'HOOKRELAY_JETSTREAM_CONNECT')
+  t.equal(e.code, 'HOOKRELAY_JOURNAL_CONNECT')
   t.match(e.message, /tls/i)
   const opts = await connectOptions(cfg(nats.urls), 'x')
   t.equal(opts.tls, undefined, 'plain nats:// and no tls block: no TLS options')

@@ -49,6 +49,13 @@ export interface DestinationStore {
   savePaused(name: string, s: PausedState): Promise<void>
 }
 
+/**
+ * The least time between two batches of attempt records and cursors: what a
+ * crash can repeat grows by this much of delivery, a record shows up this
+ * much later, and a busy destination's commits stay few and large.
+ */
+const FLUSH_EVERY_MS = 5
+
 /** The journal cursor of a destination: `:` cannot occur in a stream consumer's name, so the two never meet. */
 export function cursorName(destination: string): string {
   return `destination:${destination}`
@@ -83,6 +90,7 @@ export class JournalDestinationStore implements DestinationStore {
   /** Per destination, per seq: the highest attempt number in `#next` (not yet in `#keys`). */
   #queued = new Map<string, Map<number, number>>()
   #flushing = false
+  #flushedAt = 0
 
   constructor(journal: JournalPort) {
     this.#journal = journal
@@ -107,8 +115,11 @@ export class JournalDestinationStore implements DestinationStore {
   }
 
   async lastAttempt(name: string, seq: number): Promise<number> {
-    const keys = await this.#keysOf(name)
+    const keys = this.#keys.get(name) ?? (await this.#keysOf(name))
     const queued = this.#queued.get(name)?.get(seq) ?? 0
+    // Nearly always an event newer than every record: no search.
+    const last = keys[keys.length - 1]
+    if (last === undefined || last[0] < seq) return queued
     // The last key of `seq` is just before where `[seq, ∞)` would go.
     const k = keys[insertionPoint(keys, seq, Infinity) - 1]
     return Math.max(queued, k !== undefined && k[0] === seq ? k[1] : 0)
@@ -127,6 +138,10 @@ export class JournalDestinationStore implements DestinationStore {
   async #flush(): Promise<void> {
     try {
       while (this.#next.waiters.length > 0) {
+        // At most one batch per FLUSH_EVERY_MS: at a few deliveries a batch, the commits cost more than the deliveries.
+        const wait = this.#flushedAt + FLUSH_EVERY_MS - Date.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        this.#flushedAt = Date.now()
         let loaded: unknown
         try {
           // Every destination in the batch has its keys loaded before the batch is taken, so taking it is synchronous.

@@ -276,14 +276,15 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
         this.#readTo = batch[batch.length - 1]!.seq
       }
       const event = this.#ahead[this.#aheadAt]!
-      // Dropped from the batch as taken: a delivered event's body is not held until the batch is used up.
-      this.#ahead[this.#aheadAt++] = undefined
       if (this.#wants(event) && !this.#window.has(event.seq)) {
         // Attempts recorded before a restart or a replay from a seq go on counting.
+        // (Taken from the batch only after this: a failed read leaves it there for the next pass.)
         const recorded = await this.#recorded(event.seq)
         if (stale()) return
         this.#window.set(event.seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: false })
       }
+      // Dropped from the batch as taken: a delivered event's body is not held until the batch is used up.
+      this.#ahead[this.#aheadAt++] = undefined
       this.#scanned = event.seq
     }
   }

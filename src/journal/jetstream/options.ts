@@ -80,7 +80,7 @@ export async function connectOptions(cfg: JetStreamConfig, name: string): Promis
  *
  * @throws {RelayError} `HOOKRELAY_JETSTREAM_FILE` (see `connectOptions`),
  *   `HOOKRELAY_JETSTREAM_AUTH` when the servers refuse the credentials,
- *   `HOOKRELAY_JETSTREAM_CONNECT` when no server could be reached or TLS failed.
+ *   `HOOKRELAY_JOURNAL_CONNECT` when no server could be reached or TLS failed.
  * @example
  *   const nc = await connectCluster(config.journal.jetstream, `hookrelay@${hostname()}`)
  */
@@ -111,7 +111,7 @@ function connectError(err: unknown, cfg: JetStreamConfig): RelayError {
   } else if (/timeout/i.test(reason)) {
     hint = `no answer within journal.jetstream.timeout (${cfg.timeout_ms} ms); ${hint}`
   }
-  return new RelayError('HOOKRELAY_JETSTREAM_CONNECT', `cannot connect to NATS at ${tried} (${reason}); ${hint}`, { cause: err })
+  return new RelayError('HOOKRELAY_JOURNAL_CONNECT', `cannot connect to NATS at ${tried} (${reason}); ${hint}`, { cause: err })
 }
 
 /** The error's message with its causes (nats.js wraps socket errors). */
