@@ -135,3 +135,24 @@ t.test('a durable consumer moved from relay A to relay B resumes exactly after i
   }
   t.same(await a.journal.listCursors(), [{ name: BILLING, seq: 6 }], 'relay A lists the ack relay B stored')
 })
+
+t.test('sustained load split across two relays: every callback 200, neither journal goes unavailable or fails', async (t) => {
+  const { a, b, bases } = await pair(t)
+  // Long enough for several readiness polls (one a second) while both relays publish: a stream
+  // info can trail what a relay's tail has already received, which must not read as "behind".
+  const until = Date.now() + 6000
+  const statuses = new Map<number, number>()
+  let sent = 0
+  const lane = async (i: number): Promise<void> => {
+    while (Date.now() < until && sent < 20_000) {
+      sent++
+      const r = await postRunflow(bases[i % 2]!, sampleRunflowCallback())
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
+    }
+  }
+  await Promise.all(Array.from({ length: 16 }, (_, i) => lane(i)))
+  t.same([...statuses.keys()], [200], `every answer 200 (${JSON.stringify([...statuses])} of ${sent})`)
+  t.equal(a.journal.failed, undefined, 'relay A did not fail-stop')
+  t.equal(b.journal.failed, undefined, 'relay B did not fail-stop')
+  t.ok(a.journal.ready && b.journal.ready, 'both ready after the load')
+})
