@@ -3,8 +3,10 @@
 // download-and-upload of the same files with the same tools, in the same run.
 // Runs against dist/ (npm run build first).
 //
-//   node bench/mirror.mjs           full: 2 A/B rounds (~1-2 min)
-//   node bench/mirror.mjs --quick   1 round
+//   node bench/mirror.mjs              full: 5 A/B rounds (~3-4 min on a quiet machine)
+//   node bench/mirror.mjs --rounds 9   more rounds (the big file's spread is wide: see BENCHMARKS.md)
+//   node bench/mirror.mjs --quick      1 round
+//   node bench/mirror.mjs --only small the small-file workload only (also --only big)
 //
 // Everything runs in this one process, on 127.0.0.1:
 //   - s3rver (port 0, files under ../.hookrelay-bench-tmp/), bucket `bench`;
@@ -16,11 +18,14 @@
 //     2 files at a time (the relay's default concurrency);
 //   - relay:  dist/relay.js with the mirror extension (concurrency 2), signed
 //     Runflow callbacks listing the URLs, timed from the first POST until
-//     every object is `completed` in the run rows.
-// Rounds alternate plain/relay (A/B/A/B) per workload; medians are reported.
-// Each round also mirrors the big file once with the relay alone in a child
-// process (this file with --relay-child), for the relay's own RSS growth; and
-// one untimed pass over the small files logs the worker's per-object phases.
+//     every object's `mirror.completed` entry is committed.
+// Rounds alternate plain/relay (A/B/A/B) per workload; medians and ranges are
+// reported, and the median of each round's own relay/plain ratio (the two
+// trials of a round run back to back, so a slow spell of the machine hits
+// both). The first two rounds also mirror the big file once with the relay
+// alone in a child process (this file with --relay-child), for the relay's own
+// RSS growth; and one untimed pass over the small files logs the worker's
+// per-object phases.
 // Writes bench/results/mirror.json and prints a table. See BENCHMARKS.md ("Mirror").
 import { fork } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -57,6 +62,12 @@ import {
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    only: { type: 'string' },
+    // Options for mirrorExtension() in the relay trials, as JSON (to measure one change at a time), e.g. '{"memoryMaxBytes":0}'.
+    'relay-opts': { type: 'string', default: '{}' },
+    // More relay trials per round, each with its own options, e.g. '{"no-pool":{"originKeepAlive":false}}' (kind "relay:no-pool").
+    variants: { type: 'string', default: '{}' },
     // Internal: the relay alone in a child process, for its own RSS (see relayRssTrial).
     'relay-child': { type: 'string' },
     out: { type: 'string', default: join(BENCH, 'results/mirror.json') },
@@ -64,9 +75,22 @@ const { values } = parseArgs({
 })
 const Q = values.quick
 const CHILD = values['relay-child'] !== undefined
+const ROUNDS = values.rounds !== undefined ? Number(values.rounds) : Q ? 1 : 5
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 50) throw new Error('--rounds takes a whole number from 1 to 50')
+const RELAY_OPTS = JSON.parse(values['relay-opts'])
+const VARIANTS = JSON.parse(values.variants)
+const KINDS = ['plain', 'relay', ...Object.keys(VARIANTS).map((v) => `relay:${v}`)]
+const optsOf = (kind) => (kind === 'relay' ? RELAY_OPTS : VARIANTS[kind.slice('relay:'.length)])
+const ONLY = values.only
+if (ONLY !== undefined && ONLY !== 'big' && ONLY !== 'small') throw new Error('--only takes big or small')
 const MiB = 1024 * 1024
 const P = {
-  rounds: Q ? 1 : 2,
+  rounds: ROUNDS,
+  relay_opts: RELAY_OPTS,
+  variants: VARIANTS,
+  workloads: ONLY ? [ONLY] : ['big', 'small'],
+  // The relay-alone RSS trial runs in the first rounds only (its figure is steady; the time is better spent on A/B rounds).
+  rss_rounds: Math.min(ROUNDS, 2),
   big_bytes: 200 * MiB,
   small_count: 200,
   small_bytes: 64 * 1024,
@@ -77,7 +101,9 @@ const P = {
   // A trial during which other processes used more than this (CPU s/s, all cores) is run again,
   // at most twice, while the run is under retry_until_s.
   disturbed_cpu_s_per_s: 0.25,
-  retry_until_s: 200,
+  // Both scale with the trials the run has: rounds × workloads × (plain, relay, variants).
+  retry_until_s: 60 + ROUNDS * (ONLY ? 1 : 2) * KINDS.length * 20,
+  hard_stop_s: 120 + ROUNDS * (ONLY ? 1 : 2) * KINDS.length * 40,
 }
 const BUCKET = 'bench'
 const SECRET = 'whsec_bench_mirror_0123456789abcdef'
@@ -141,6 +167,7 @@ for (const f of CHILD ? [] : FILES.values()) {
 
 async function startOrigin() {
   let requests = 0
+  let connections = 0
   const sockets = new Set()
   const server = http.createServer((req, res) => {
     requests++
@@ -150,6 +177,7 @@ async function startOrigin() {
     Readable.from(chunksOf(f.seed, f.size), { objectMode: false }).pipe(res)
   })
   server.on('connection', (s) => {
+    connections++
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
@@ -158,6 +186,7 @@ async function startOrigin() {
   return {
     port,
     requests: () => requests,
+    connections: () => connections,
     /** A presigned-looking URL, signed now, valid an hour. */
     url(path) {
       const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
@@ -309,39 +338,46 @@ function callback(runId, urls) {
   })
 }
 
-/** Resolves once every run's objects are all completed (after each journal commit); rejects on a failed one. */
-function allMirrored(relay, ids) {
-  const left = new Set(ids)
+/**
+ * Resolves once `expected` `mirror.completed` entries for these runs are in
+ * the journal (each object gets exactly one); rejects on a `mirror.failed`.
+ * Reads only the entries each commit added (a check that read every run row
+ * on every commit cost the relay's trial ~20 row decodes per object).
+ * The objects' states, sizes and sha256 are checked after the timing.
+ */
+function allMirrored(relay, ids, expected) {
+  const runs = new Set(ids)
+  let after = 0
+  let completed = 0
   return new Promise((resolve, reject) => {
-    let checking = false
+    let reading = false
     let again = false
     const check = async () => {
-      for (const id of left) {
-        const row = await relay.journal.getRun('runflow', id)
-        const objects = row?.parts.mirror?.objects ?? []
-        if (objects.length === 0) continue
-        const failed = objects.find((o) => o.state === 'failed')
-        if (failed) {
-          reject(new Error(`mirror failed for ${id} #${failed.index}: ${failed.reason?.code} ${failed.reason?.message}`))
-          return true
+      for (;;) {
+        const events = await relay.journal.read(after, 1000)
+        for (const e of events) {
+          after = e.seq
+          if (!runs.has(e.key)) continue
+          if (e.event === 'mirror.failed') throw new Error(`mirror failed for ${e.key}: ${e.body.toString()}`)
+          if (e.event === 'mirror.completed') completed++
         }
-        if (objects.every((o) => o.state === 'completed')) left.delete(id)
+        if (events.length < 1000) return completed >= expected
       }
-      if (left.size === 0) resolve()
-      return left.size === 0
     }
-    // One check at a time (reads are async); a commit during one asks for another.
+    // One read at a time; a commit during one asks for another.
     const run = () => {
-      if (checking) {
+      if (reading) {
         again = true
         return
       }
-      checking = true
+      reading = true
       check().then(
         (done) => {
-          checking = false
-          if (done) off()
-          else if (again) {
+          reading = false
+          if (done) {
+            off()
+            resolve()
+          } else if (again) {
             again = false
             run()
           }
@@ -379,11 +415,11 @@ class LogSink extends Writable {
  * the worker's per-object phases (download incl. connect + sha256 + spool;
  * upload incl. presign + PUT + stat; record = the journal commit).
  */
-async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
+async function runRelay(S3, origin, batches, tag, { debugLog = false, opts = RELAY_OPTS } = {}) {
   const dataDir = tempDir('mirror-relay')
   const sink = debugLog ? new LogSink() : undefined
   const relay = await Relay.start(relayConfig(dataDir, S3.endpoint), {
-    extensions: [mirrorExtension()],
+    extensions: [mirrorExtension(opts)],
     ...(sink ? { logger: pino({ level: 'debug' }, sink) } : {}),
   })
   try {
@@ -392,6 +428,7 @@ async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
     const done = allMirrored(
       relay,
       calls.map((c) => c.id),
+      calls.reduce((n, c) => n + c.paths.length, 0),
     )
     const watch = rssWatch()
     const t0 = performance.now()
@@ -424,7 +461,7 @@ async function runRelay(S3, origin, batches, tag, { debugLog = false } = {}) {
       }
     }
     const mirrored = sink?.lines.filter((l) => l.msg === 'mirrored') ?? []
-    return { seconds, bytes, files, rss, ...(sink ? { phases: phaseMedians(mirrored), logged: mirrored.length } : {}) }
+    return { seconds, bytes, files, rss, ...(sink ? { phases: phaseMedians(mirrored), logged: mirrored.length, held: mirrored.filter((l) => l.held).length } : {}) }
   } finally {
     await relay.close()
     removeDir(dataDir)
@@ -552,10 +589,10 @@ async function relayRssTrial(S3, origin, round) {
 async function main() {
   const started = performance.now()
   const hardStop = setTimeout(() => {
-    log('over 5 minutes: giving up')
+    log(`over ${P.hard_stop_s} s: giving up`)
     cleanup()
     process.exit(2)
-  }, 5 * 60_000)
+  }, P.hard_stop_s * 1000)
   hardStop.unref()
 
   const results = { mode: Q ? 'quick' : 'full', machine: machine(), params: P, unit: 'MB = 10^6 bytes', trials: [], relay_own_process: [], summary: {} }
@@ -583,8 +620,10 @@ async function main() {
     const w = WORKLOADS[workload]
     const tag = `${workload}-r${round}`
     const busy0 = machineBusySeconds()
+    const conn0 = origin.connections()
+    const req0 = origin.requests()
     const cpu0 = process.cpuUsage()
-    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag)
+    const r = kind === 'plain' ? await runPlain(S3, origin, w.plain, tag) : await runRelay(S3, origin, w.relay, tag, { opts: optsOf(kind) })
     const cpu = process.cpuUsage(cpu0)
     const ownCpu = (cpu.user + cpu.system) / 1e6
     // Other processes' CPU during the trial (user+system, all cores), per second: > 0.2 means a noisy machine.
@@ -602,13 +641,17 @@ async function main() {
       cpu_s_per_s: ownCpu / r.seconds,
       others_cpu_s_per_s: others,
       process_rss: r.rss,
+      // Keep-alive at work: the plain client's agent and the relay's origin pool both reuse sockets.
+      origin_connections: origin.connections() - conn0,
+      origin_requests: origin.requests() - req0,
       ...(r.phases ? { phases_median: r.phases } : {}),
       quiet_before: quiet,
       load1: loadavg()[0],
     }
     log(
       `${workload.padEnd(5)} ${kind.padEnd(5)} round ${round}: ${r1(t.seconds)} s, ${r1(t.mb_s)} MB/s, ${r1(t.files_s)} files/s, ` +
-        `CPU ${r1(t.cpu_s_per_s)} s/s (others ${r1(others)}), process RSS +${r1(r.rss.growth_mb)} MB`,
+        `CPU ${r1(t.cpu_s_per_s)} s/s (others ${r1(others)}), process RSS +${r1(r.rss.growth_mb)} MB, ` +
+        `${t.origin_requests} GETs on ${t.origin_connections} connections`,
     )
     return t
   }
@@ -622,26 +665,31 @@ async function main() {
     await clearBucket()
 
     for (let round = 1; round <= P.rounds; round++) {
-      for (const workload of ['big', 'small']) {
-        results.trials.push(await trial('plain', workload, round))
-        results.trials.push(await trial('relay', workload, round))
+      for (const workload of P.workloads) {
+        for (const kind of KINDS) results.trials.push(await trial(kind, workload, round))
       }
-      syncDisks()
-      await waitQuiet(P.quiet_wait_max_s * 1000)
-      results.relay_own_process.push(await relayRssTrial(S3, origin, round))
-      await clearBucket()
+      if (P.workloads.includes('big') && round <= P.rss_rounds) {
+        syncDisks()
+        await waitQuiet(P.quiet_wait_max_s * 1000)
+        results.relay_own_process.push(await relayRssTrial(S3, origin, round))
+        await clearBucket()
+      }
     }
 
     // Context for "what limits each figure": per-object costs the relay adds over plain.
     // One more relay pass over the small files with the worker's debug log on (not in the table).
-    syncDisks()
-    await waitQuiet(P.quiet_wait_max_s * 1000)
-    const diag = await runRelay(S3, origin, WORKLOADS.small.relay, 'diag', { debugLog: true })
-    await clearBucket()
-    log(
-      `small relay, debug log on (not in the table): ${r1(diag.files / diag.seconds)} files/s; per object median download ` +
-        `${r1(diag.phases.download_ms)} ms, upload ${r1(diag.phases.upload_ms)} ms, record ${r1(diag.phases.record_ms)} ms (${diag.logged} logged)`,
-    )
+    let diag
+    if (P.workloads.includes('small')) {
+      syncDisks()
+      await waitQuiet(P.quiet_wait_max_s * 1000)
+      diag = await runRelay(S3, origin, WORKLOADS.small.relay, 'diag', { debugLog: true })
+      await clearBucket()
+      log(
+        `small relay, debug log on (not in the table): ${r1(diag.files / diag.seconds)} files/s; per object median download ` +
+          `${r1(diag.phases.download_ms)} ms, upload ${r1(diag.phases.upload_ms)} ms, record ${r1(diag.phases.record_ms)} ms ` +
+          `(${diag.logged} logged, ${diag.held} held in memory)`,
+      )
+    }
     const stats = []
     await S3.client.putObject(BUCKET, 'plain/ctx/one', Buffer.alloc(P.small_bytes, 1))
     for (let i = 0; i < 100; i++) {
@@ -652,17 +700,21 @@ async function main() {
     await clearBucket()
     const fsync = await runNodeJson(join(BENCH, 'fsync.mjs'), [join(ROOT, '..'), '300'])
     results.context = {
-      relay_small_debug_pass: { files_s: diag.files / diag.seconds, phases_median: diag.phases, logged: diag.logged },
-      plain_small_phases_median: results.trials.find((t) => t.kind === 'plain' && t.workload === 'small').phases_median,
+      ...(diag
+        ? {
+            relay_small_debug_pass: { files_s: diag.files / diag.seconds, phases_median: diag.phases, logged: diag.logged, held_in_memory: diag.held },
+            plain_small_phases_median: results.trials.find((t) => t.kind === 'plain' && t.workload === 'small').phases_median,
+          }
+        : {}),
       s3_stat_p50_ms: median(stats),
       fdatasync_4k_p50_ms: fsync.overwrite.p50_ms,
       fdatasync_4k_p99_ms: fsync.overwrite.p99_ms,
       origin_requests: origin.requests(),
     }
 
-    for (const workload of ['big', 'small']) {
+    for (const workload of P.workloads) {
       const s = { label: WORKLOADS[workload].label }
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const ts = results.trials.filter((t) => t.workload === workload && t.kind === kind)
         s[kind] = {
           rounds: ts.length,
@@ -673,12 +725,22 @@ async function main() {
           cpu_s_per_s: median(ts.map((t) => t.cpu_s_per_s)),
           others_cpu_s_per_s_max: Math.max(...ts.map((t) => t.others_cpu_s_per_s)),
         }
+        if (kind === 'plain') continue
+        s[kind].vs_plain = s[kind].mb_s / s.plain.mb_s
+        // Each round's relay trial against the plain trial of the same round (run just before it): what a slow spell of the machine changes least.
+        const paired = []
+        for (let round = 1; round <= P.rounds; round++) {
+          const one = (k) => results.trials.find((t) => t.workload === workload && t.kind === k && t.round === round)
+          paired.push(one(kind).mb_s / one('plain').mb_s)
+        }
+        s[kind].paired_ratio = { per_round: paired, median: median(paired), range: [Math.min(...paired), Math.max(...paired)] }
       }
-      s.relay_vs_plain = s.relay.mb_s / s.plain.mb_s
+      s.relay_vs_plain = s.relay.vs_plain
+      s.paired_ratio = s.relay.paired_ratio
       results.summary[workload] = s
     }
     const own = results.relay_own_process
-    results.summary.relay_rss_big = {
+    if (own.length > 0) results.summary.relay_rss_big = {
       growth_mb_median: median(own.map((r) => r.growth_mb)),
       growth_mb_max: Math.max(...own.map((r) => r.growth_mb)),
       anon_growth_mb_max: Math.max(...own.map((r) => r.anon_growth_mb)),
@@ -691,11 +753,12 @@ async function main() {
     mkdirSync(join(BENCH, 'results'), { recursive: true })
     writeFileSync(values.out, JSON.stringify(results, null, 2) + '\n')
 
-    const rows = [['workload', 'path', 'MB/s (median)', 'range', 'files/s', 'seconds', 'CPU s/s', 'relay/plain']]
-    for (const workload of ['big', 'small']) {
+    const rows = [['workload', 'path', 'MB/s (median)', 'range', 'files/s', 'seconds', 'CPU s/s', 'relay/plain', 'per round (median, range)']]
+    for (const workload of P.workloads) {
       const s = results.summary[workload]
-      for (const kind of ['plain', 'relay']) {
+      for (const kind of KINDS) {
         const k = s[kind]
+        const pct = (x) => `${Math.round(x * 100)} %`
         rows.push([
           s.label,
           kind,
@@ -704,14 +767,15 @@ async function main() {
           r1(k.files_s),
           r1(k.seconds),
           r1(k.cpu_s_per_s),
-          kind === 'relay' ? `${Math.round(s.relay_vs_plain * 100)} %` : '',
+          kind === 'plain' ? '' : pct(k.vs_plain),
+          kind === 'plain' ? '' : `${pct(k.paired_ratio.median)} (${pct(k.paired_ratio.range[0])}–${pct(k.paired_ratio.range[1])})`,
         ])
       }
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
     for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join('  '))
     const rss = results.summary.relay_rss_big
-    console.log(
+    if (rss) console.log(
       `\nRelay alone in its own process, ${WORKLOADS.big.label}: VmRSS ${r1(rss.base_mb_median)} MB idle, growth median ` +
         `${r1(rss.growth_mb_median)} MB, max ${r1(rss.growth_mb_max)} MB (RssAnon max +${r1(rss.anon_growth_mb_max)} MB; bound 64 MB); ` +
         `${r1(rss.mb_s_median)} MB/s there.`,

@@ -31,6 +31,7 @@ Commands:
   backup         copy the journal (consistent, while the relay runs) into a directory
   destinations   list, show, replay, pause or resume a relay's destinations
   forward        deliver a relay's events to a local HTTP handler through /v1/stream
+  cluster-status cluster mode: the JetStream stream, its replicas and lag, consumers, KV buckets
 
 Run hookrelay <command> --help for its options; hookrelay --version prints the version.`,
   serve: `Usage: hookrelay serve [--config FILE]
@@ -92,6 +93,20 @@ acked, so after a sleep, a network loss or a relay restart it resumes where
 it stopped. Prints one line per delivery. The body sent is the event's JSON
 (compact: the stream does not carry the sender's bytes or headers); --sign
 signs it as that scheme's sender would. A 410 from --to stops it (exit 1).`,
+  'cluster-status': `Usage: hookrelay cluster-status [--config FILE] [--json] [--monitor http://NODE:8222 ...]
+
+Cluster mode (journal.backend: jetstream): connects with the config's
+journal.jetstream block and prints the stream's state (messages, bytes,
+first/last seq, created), its leader and replicas (current, lag, last seen),
+its consumers, the KV buckets beside it, and the check a relay makes at start.
+--json prints the same as one JSON object. --monitor (repeated or
+comma-separated) names the nodes' monitoring ports: each node's /varz then
+says whether it fsyncs before every PubAck (sync_interval: always), which a
+client connection cannot see. Exits 0 when healthy, 2 when degraded (a
+replica not current or offline, a KV bucket missing, a monitored node without
+sync_interval: always or not answering), 1 when the
+stream is missing, has no leader, would be refused, or the cluster cannot be
+reached, 78 when the config is not a cluster-mode one.`,
   healthcheck: `Usage: hookrelay healthcheck [--config FILE] [--url http://HOST:PORT/readyz]
 
 Exits 0 when the relay answers /readyz with 200 within 3 s, 1 otherwise.`,
@@ -377,6 +392,14 @@ async function forward(args: string[]): Promise<void> {
   process.exitCode = await runForward(args, io, (file) => apiDefaults(file, 'ws'))
 }
 
+async function clusterStatus(args: string[]): Promise<void> {
+  if (args.includes('--help')) return out(HELP['cluster-status']!)
+  // Loaded only here: an LMDB relay never loads the NATS client.
+  const { runClusterStatus } = await import('./journal/jetstream/cluster-status.js')
+  const io = { out, err: (s: string) => void process.stderr.write(`${s}\n`) }
+  process.exitCode = await runClusterStatus(args, io, (file) => configOrExit(file ?? DEFAULT_CONFIG))
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv
   switch (cmd) {
@@ -398,6 +421,8 @@ async function main(argv: string[]): Promise<void> {
       return destinations(rest)
     case 'forward':
       return forward(rest)
+    case 'cluster-status':
+      return clusterStatus(rest)
     case '--version':
     case '-v': {
       const { version } = JSON.parse(readFileSync(join(INSTALL_DIR, 'package.json'), 'utf8')) as { version: string }

@@ -41,6 +41,8 @@ export const ERRORS = {
   HOOKRELAY_JOURNAL_ENTRY_REJECTED: { status: 500, where: '500', meaning: 'this one entry could not be stored (rolled back alone; others are unaffected)' },
   HOOKRELAY_JOURNAL_FAILED: { status: 503, where: '503', meaning: 'refused after an earlier I/O error; restart the relay' },
   HOOKRELAY_JOURNAL_CLOSING: { status: 503, where: '503', meaning: 'the journal is closing' },
+  HOOKRELAY_JOURNAL_UNAVAILABLE: { status: 503, where: '503', meaning: "cluster mode: the NATS cluster or the journal's stream cannot take the entry now (disconnected, no quorum, no PubAck in `journal.jetstream.timeout`); retry" },
+  HOOKRELAY_JOURNAL_STREAM_CHANGED: { status: 503, where: '503', meaning: "cluster mode: the stream was recreated or went backwards under the relay, which stopped acknowledging (the log says what moved); restart it to take the stream's new epoch" },
   HOOKRELAY_NOT_READY: { status: 503, where: '503 on `/readyz`', meaning: 'closing, failed after an I/O error, or disk/map too full for a 64 KiB callback' },
   HOOKRELAY_API_UNAUTHORIZED: { status: 401, where: '401', meaning: 'read API without a valid bearer token' },
   HOOKRELAY_API_NOT_FOUND: { status: 404, where: '404', meaning: 'no such run for this token' },
@@ -87,6 +89,9 @@ export const ERRORS = {
   HOOKRELAY_JOURNAL_LOCKED: { where: 'start (exit 1)', meaning: 'another live relay holds this `data_dir`; the message names its pid' },
   HOOKRELAY_JOURNAL_OPEN: { where: 'start', meaning: 'LMDB cannot open the journal in `data_dir`' },
   HOOKRELAY_JOURNAL_SCHEMA: { where: 'start', meaning: 'the journal was written by an incompatible version' },
+  HOOKRELAY_JOURNAL_STREAM_OPEN: { where: 'start', meaning: 'cluster mode: the stream or its KV buckets could not be created or read (no quorum, no room to place the replicas, JetStream not enabled)' },
+  HOOKRELAY_JOURNAL_CONNECT: { where: 'start', meaning: 'cluster mode: no NATS server of `journal.jetstream.servers` could be reached (or TLS to it failed), or JetStream is not enabled there; the message says which and what to check' },
+  HOOKRELAY_JOURNAL_STREAM_REFUSED: { where: 'start', meaning: "cluster mode: the existing stream would break the journal's contract (subjects, retention, discard, per-subject limits, sealed, no_ack, memory storage, a mirror or sources); the message says which and how to fix it" },
   HOOKRELAY_JOURNAL_BACKUP: { where: '`backup`', meaning: 'the copy failed (e.g. the destination already holds a journal)' },
   HOOKRELAY_UWS_NATIVE: { where: 'start', meaning: 'no uWebSockets.js native binary for this Node/platform' },
   HOOKRELAY_LMDB_NATIVE: { where: 'start', meaning: 'no lmdb native binary for this Node/platform' },
@@ -101,6 +106,8 @@ export const ERRORS = {
   HOOKRELAY_DESTINATION_FORBIDDEN: { status: 403, where: '403', meaning: 'replay, pause or resume without an operator\'s token' },
   HOOKRELAY_DESTINATION_BAD_REQUEST: { status: 400, where: '400', meaning: 'a replay body that is not `{"from": N}` or `{"dead_letters": true}`, or a bad `seq`/`limit`' },
   HOOKRELAY_DESTINATION_UNAVAILABLE: { status: 503, where: '503', meaning: 'the action could not be stored, or the dead letters read (journal failure); retry' },
+  HOOKRELAY_JETSTREAM_AUTH: { where: 'start', meaning: 'cluster mode: the NATS servers refused the credentials of `journal.jetstream`' },
+  HOOKRELAY_JETSTREAM_FILE: { where: 'start', meaning: 'cluster mode: an nkey seed, creds or TLS file of `journal.jetstream` cannot be read or is malformed' },
 } as const satisfies Record<`HOOKRELAY_${string}`, ErrorSpec>
 
 export type ErrorCode = keyof typeof ERRORS

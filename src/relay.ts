@@ -1,5 +1,7 @@
 import type { Config } from './config/types.js'
-import { LmdbJournal } from './journal/lmdb-journal.js'
+import type { LmdbJournal } from './journal/lmdb-journal.js'
+import type { JournalPort } from './journal/port.js'
+import { openJournal } from './journal/open.js'
 import { createLogger, RejectLog, type Logger } from './log.js'
 import { Metrics } from './metrics.js'
 import { TokenBook } from './http/auth.js'
@@ -64,15 +66,17 @@ export interface ReloadSummary {
  *   await relay.close()
  */
 export class Relay {
-  readonly journal: LmdbJournal
+  readonly journal: JournalPort
+  /** The journal when it is LMDB's (`journal.backend: lmdb`); undefined on JetStream. */
+  readonly lmdb: LmdbJournal | undefined
   readonly metrics: Metrics
   readonly log: Logger
   /** The uWS app that serves WebSocket routes, behind the HTTP front (see http/stream-bridge.ts). */
   readonly app: TemplatedApp
   /** The public listener (node:http) and its router. */
   readonly front: HttpFront
-  /** Prunes the journal by age and size; closed with the relay. */
-  readonly retention: Retention
+  /** Prunes an LMDB journal by age and size; closed with the relay (JetStream prunes by the stream's limits). */
+  readonly #retention: Retention | undefined
   readonly rateLimiter: IngestRateLimiter
   /** Request body bytes held at once, across sources and per client address (`http.max_body_in_flight`, `http.max_body_per_address`). */
   readonly bodyBudget: BytesBudget
@@ -93,9 +97,10 @@ export class Relay {
   #components: Component[] = []
   #reloadListeners: Array<() => void> = []
 
-  private constructor(config: Config, journal: LmdbJournal, metrics: Metrics, log: Logger, opts: RelayOptions) {
+  private constructor(config: Config, journal: JournalPort, lmdb: LmdbJournal | undefined, metrics: Metrics, log: Logger, opts: RelayOptions) {
     this.#config = config
     this.journal = journal
+    this.lmdb = lmdb
     this.metrics = metrics
     this.log = log
     this.#tokens = new TokenBook(config.subscribers)
@@ -103,7 +108,7 @@ export class Relay {
     const budget = Relay.#bodyBudgetFor(config)
     this.#threadCount = ingestThreadCount(config)
     this.bodyBudget = this.#threadCount > 1 ? new SharedBodyBudget(budget) : new BodyBudget(budget.max, budget.perAddress)
-    this.retention = new Retention(journal, {
+    this.#retention = lmdb && new Retention(lmdb, {
       ...opts.retention,
       limits: retentionLimits(config),
       log: log.child({ component: 'retention' }),
@@ -128,13 +133,9 @@ export class Relay {
     const log = opts.logger ?? createLogger(config.log.level)
     const metrics = new Metrics({ defaultMetrics: opts.processMetrics !== false })
     metrics.ready.set(0)
-    const journal = await LmdbJournal.open({
-      dir: config.data_dir,
-      mapSize: config.journal.map_size,
-      minFree: config.journal.min_free,
-    })
-    const relay = new Relay(config, journal, metrics, log, opts)
-    relay.#warnMinFree(config)
+    const { journal, lmdb } = await openJournal(config, log)
+    const relay = new Relay(config, journal, lmdb, metrics, log, opts)
+    if (lmdb) relay.#warnMinFree(config)
     try {
       relay.#wire()
       const host = relay.#host()
@@ -147,7 +148,7 @@ export class Relay {
       await relay.close()
       throw e
     }
-    if (opts.retention?.start !== false) relay.retention.start()
+    if (opts.retention?.start !== false) relay.#retention?.start()
     metrics.ready.set(1)
     log.info(
       {
@@ -161,6 +162,15 @@ export class Relay {
       'hookrelay listening',
     )
     return relay
+  }
+
+  /**
+   * The LMDB journal's retention passes.
+   * @throws Error on the JetStream backend, which prunes by the stream's `max_age`/`max_bytes` instead.
+   */
+  get retention(): Retention {
+    if (this.#retention === undefined) throw new Error("retention passes run on the lmdb backend only; JetStream prunes by the stream's max_age/max_bytes")
+    return this.#retention
   }
 
   /** The config in force (replaced by `reload`). */
@@ -240,9 +250,9 @@ export class Relay {
     const budget = Relay.#bodyBudgetFor(next)
     this.bodyBudget.max = budget.max
     this.bodyBudget.perAddress = budget.perAddress
-    this.retention.update(retentionLimits(next))
-    this.journal.setMinFree(next.journal.min_free)
-    if (next.journal.min_free !== prev.journal.min_free) this.#warnMinFree(next)
+    this.#retention?.update(retentionLimits(next))
+    this.lmdb?.setMinFree(next.journal.min_free)
+    if (this.lmdb && next.journal.min_free !== prev.journal.min_free) this.#warnMinFree(next)
     if (this.log.level !== next.log.level) this.log.level = next.log.level
     this.#config = next
     for (const listener of this.#reloadListeners) {
@@ -396,7 +406,7 @@ export class Relay {
     else this.front.stopListening()
     for (const source of this.#sources) source.stop()
     this.rateLimiter.close()
-    await this.retention.close()
+    await this.#retention?.close()
     await this.journal.idle()
     for (const c of [...this.#components].reverse()) {
       try {

@@ -12,6 +12,8 @@ const RESTART_ONLY: Pick[] = [
   ['data_dir', (c) => c.data_dir],
   ['sources (names, paths, schemes)', (c) => Object.values(c.sources).map((s) => [s.name, s.path, s.verify.scheme])],
   ['journal.map_size', (c) => c.journal.map_size],
+  // The journal is opened once: which backend, and the cluster connection and stream of cluster mode.
+  ['journal.backend, journal.jetstream', (c) => [c.journal.backend, c.journal.jetstream]],
   ['stream', (c) => c.stream],
   // The mirror worker takes its settings once at start and has no way to swap them.
   ['mirror', (c) => c.mirror],

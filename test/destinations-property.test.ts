@@ -50,7 +50,11 @@ for (const seed of [7, 42, 2026]) {
     t.ok(records.every((a) => (a.outcome === 'retry') === (a.next_at !== null)), 'next_at exactly on retries')
     const stored = await worker().attempts(undefined, 10_000)
     t.equal(stored.length, records.length, 'every attempt stored')
-    t.equal(h.received.length, records.length, 'one attempt record per request the handler got')
+    // A timed-out attempt on a starved machine may end before its request was written (a new connection
+    // not yet up after 50 ms): such a record has no request. Every other record has exactly one.
+    const timedOut = records.filter((a) => a.error === 'timeout').length
+    t.ok(h.received.length <= records.length, `an attempt record for every request the handler got (${h.received.length} requests, ${records.length} records)`)
+    t.ok(h.received.length >= records.length - timedOut, `a request for every record but timed-out ones (${timedOut} timed out)`)
     const perSeq = new Map<number, number[]>()
     for (const a of stored) perSeq.set(a.seq, [...(perSeq.get(a.seq) ?? []), a.attempt])
     for (const [seq, ns] of perSeq) t.same(ns.sort((x, y) => x - y), ns.map((_, i) => i + 1), `seq ${seq}: attempts numbered 1..n`)

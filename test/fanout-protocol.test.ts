@@ -88,7 +88,7 @@ t.test('after omitted without a consumer means latest; "latest" too; cursor_ahea
   d.send({ type: 'subscribe', after: 99 })
   t.same(await d.next(), { type: 'error', code: 'cursor_ahead', head: 6, after: 99 }, 'cursor ahead of the head')
   // The connection stays usable: subscribe again.
-  await relay.journal.prune(3)
+  await relay.lmdb!.prune(3)
   d.send({ type: 'subscribe', after: 1 })
   t.same(await d.next(), { type: 'error', code: 'cursor_expired', earliest: 4, after: 1 }, 'cursor older than retention')
   d.send({ type: 'subscribe', after: 3 })

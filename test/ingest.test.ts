@@ -1,10 +1,11 @@
 // Black-box: every row of the README's ingest table, through real HTTP against a
-// real relay on port 0 with a real LMDB journal in a temp dir.
+// real relay on port 0 with a real LMDB journal in a temp dir (and again on
+// JetStream: test/jetstream-blackbox.test.ts; LMDB-only tests skip there).
 import { connect } from 'node:net'
 import t from 'tap'
 import { sampleRunflowCallback, uuidv7 } from '../src/sample.js'
 import { signGithub, signRunflow } from '../src/verify/sign.js'
-import { SECRET, SECRET_OLD, TOKEN, get, post, postRunflow, startTestRelay } from './helpers/relay.js'
+import { SECRET, SECRET_OLD, TOKEN, get, post, postRunflow, startTestRelay, testBackend } from './helpers/relay.js'
 import { signedPost } from './helpers/raw-http.js'
 
 t.test('verified new key: 200 after journaling, and the run row shows its status', async (t) => {
@@ -209,7 +210,10 @@ t.test('50 concurrent identical requests make exactly one entry', async (t) => {
   t.equal((await relay.journal.read(0, 100)).length, 1)
 })
 
-t.test('concurrent distinct callbacks share commits and get gapless seqs', async (t) => {
+/** Tests of the LMDB journal itself (group commit, map size) skip on the JetStream backend. */
+const lmdbOnly = { skip: testBackend() === 'jetstream' ? 'LMDB journal behaviour' : false }
+
+t.test('concurrent distinct callbacks share commits and get gapless seqs', lmdbOnly, async (t) => {
   const { base } = await startTestRelay(t)
   const answers = await Promise.all(Array.from({ length: 200 }, () => postRunflow(base, sampleRunflowCallback())))
   const seqs = answers.map((a) => a.json.seq as number).sort((a, b) => a - b)
@@ -219,7 +223,7 @@ t.test('concurrent distinct callbacks share commits and get gapless seqs', async
   t.ok(commits < 200, `200 requests in ${commits} commits (group commit)`)
 })
 
-t.test('journal cannot commit: 503 with Retry-After, before LMDB would fail', async (t) => {
+t.test('journal cannot commit: 503 with Retry-After, before LMDB would fail', lmdbOnly, async (t) => {
   const { relay, base } = await startTestRelay(t, {
     extra: 'journal: { map_size: 16mb, retention: { max_bytes: 8mb }, min_free: 0 }',
     // Retention would prune past max_bytes during the fill; test/ops-retention.test.ts covers the two together.

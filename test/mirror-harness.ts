@@ -68,6 +68,8 @@ export interface S3Fixture {
   rejectPuts(n: number, status: number, code: string): void
   /** Stops the server once the next PUT has sent some of its body: an outage mid-upload. Resolves when stopped. */
   failNextPut(): Promise<void>
+  /** Leaves the next object PUT unanswered for good (its body is read and dropped). Resolves once it arrived. */
+  holdNextPut(): Promise<void>
   /** HEAD requests for objects (statObject) so far. */
   heads(): number
   /** sha256 and size of a stored object, read back through the S3 API. */
@@ -81,6 +83,7 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
   const sockets = new Set<Socket>()
   let onPut: ((req: IncomingMessage) => void) | undefined
   let reject: { n: number; status: number; code: string } | undefined
+  let hold: (() => void) | undefined
   let heads = 0
   const start = async (): Promise<void> => {
     const s = new S3rver({ port, address: '127.0.0.1', directory, silent: true })
@@ -101,6 +104,13 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     const [handler] = http.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>
     http.removeListener('request', handler!)
     http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'PUT' && hold && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) {
+        const arrived = hold
+        hold = undefined
+        req.resume()
+        arrived()
+        return
+      }
       if (req.method === 'PUT' && reject && reject.n > 0 && /^\/[^/?]+\/[^?]/.test(req.url ?? '')) {
         reject.n--
         req.resume()
@@ -139,6 +149,9 @@ export async function startS3(t: TestLike): Promise<S3Fixture> {
     start,
     rejectPuts(n, status, code) {
       reject = { n, status, code }
+    },
+    holdNextPut() {
+      return new Promise((resolve) => (hold = resolve))
     },
     failNextPut() {
       return new Promise((resolve) => {
@@ -251,8 +264,13 @@ export interface MirrorConfigOverrides {
 }
 
 export function mirrorConfig(dataDir: string, s3Endpoint: string, o: MirrorConfigOverrides = {}): Config {
+  return loadConfigText(mirrorConfigYaml(dataDir, s3Endpoint, o), '<mirror-test>', { env: {} })
+}
+
+/** The YAML of `mirrorConfig` (for a relay in its own process: `log` is then `info`, which it needs to say it listens). */
+export function mirrorConfigYaml(dataDir: string, s3Endpoint: string, o: MirrorConfigOverrides & { log?: 'silent' | 'info' } = {}): string {
   const timeouts = { connect: '2s', headers: '5s', total: '60s', ...o.timeouts }
-  const yaml = `
+  return `
 listen: { host: 127.0.0.1, port: 0 }
 data_dir: ${JSON.stringify(dataDir)}
 sources:
@@ -275,10 +293,9 @@ mirror:
   concurrency: ${o.concurrency ?? 2}
   max_bytes: ${o.max_bytes ?? '1gb'}
   timeouts: { connect: ${timeouts.connect}, headers: ${timeouts.headers}, total: ${timeouts.total} }
-log: { level: silent }
+log: { level: ${o.log ?? 'silent'} }
 http: { threads: ${testThreads()} }
 `
-  return loadConfigText(yaml, '<mirror-test>', { env: {} })
 }
 
 /** A log sink: JSON lines, awaitable by message. */

@@ -3,9 +3,12 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { uuidv7 } from '../src/sample.js'
+import { MEMORY_MAX_BYTES } from '../src/mirror/worker.js'
+import { spawnRelay, writeConfig } from './helpers/spawn.js'
 import {
   eventsOf,
   mirrorConfig,
+  mirrorConfigYaml,
   mirroredRow,
   postCallback,
   runCallback,
@@ -98,6 +101,8 @@ t.test('downloaded, S3 down, relay restarted: the upload resumes from the spool'
   t.equal((await postCallback(first.base, runCallback(runId, { file: origin.url(`/o/${runId}/a.bin`) }))).status, 200)
   await first.log.waitFor(RETRY_LOG)
   await first.relay.close()
+  // 100 kB is held in memory for the upload; the failed upload wrote it to the spool and noted it on the job.
+  t.equal(readdirSync(join(dataDir, 'spool')).length, 1, 'the held bytes were spooled when the upload failed')
   await s3.start()
 
   const second = await startRelay(t, config)
@@ -141,4 +146,33 @@ t.test('the store answering 503 to an upload: retried from the spool, no second 
   const retries = log.lines.filter((l) => l.msg === RETRY_LOG)
   t.equal(retries.length, 2)
   t.match(retries[0], { code: 'HOOKRELAY_MIRROR_STORE_STATUS', err: /503: SlowDown/ })
+})
+
+t.test('killed (SIGKILL) while uploading a small object held in memory: the job is redone after the restart, stored once', async (t) => {
+  const s3 = await startS3(t)
+  const origin = await startOrigin(t)
+  const dataDir = testDir(t, 'data')
+  // The built relay in its own process, as `hookrelay serve` runs it.
+  const first = await spawnRelay(writeConfig(testDir(t, 'conf'), mirrorConfigYaml(dataDir, s3.endpoint, { log: 'info' })))
+  t.teardown(() => first.child.kill('SIGKILL'))
+  const runId = uuidv7()
+  const path = `/o/${runId}/small.bin`
+  const bytes = randomBytes(200_000)
+  t.ok(bytes.length <= MEMORY_MAX_BYTES, 'small enough to be held in memory')
+  origin.file(path, bytes)
+  const uploading = s3.holdNextPut()
+  t.equal((await postCallback(first.base, runCallback(runId, { file: origin.url(path) }))).status, 200)
+  await uploading
+  t.same(readdirSync(join(dataDir, 'spool')), [], 'held in memory: nothing was spooled')
+  first.child.kill('SIGKILL')
+  t.match(await first.exited, { signal: 'SIGKILL' })
+
+  const second = await startRelay(t, mirrorConfig(dataDir, s3.endpoint))
+  const row = await waitForRow(second.relay, runId, settled)
+  t.equal(row.mirror.state, 'completed')
+  t.equal(row.mirror.objects[0]?.sha256, sha256(bytes))
+  t.equal(origin.hits(path), 2, 'downloaded again: the bytes in memory died with the process, the job did not')
+  t.equal((await eventsOf(second.base, 'mirror.completed')).length, 1, 'exactly one mirror.completed')
+  t.equal((await s3.objectDigest(`runflow/${runId}/0-small.bin`)).sha256, sha256(bytes))
+  t.same(readdirSync(join(dataDir, 'spool')), [])
 })

@@ -1,8 +1,10 @@
-import { connect as netConnect, Socket } from 'node:net'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { connect as netConnect, Socket, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RelayError } from '../src/errors.js'
 import { downloadToFile, type ConnectTarget, type Connector } from '../src/mirror/fetch.js'
+import { OriginPool, poolKey } from '../src/mirror/origin-pool.js'
 import { forbiddenAddress, HostGuard, type Resolver } from '../src/mirror/ssrf.js'
 import { startOrigin } from './mirror-harness.js'
 
@@ -261,4 +263,116 @@ t.test('a literal IP gets no SNI', async (t) => {
   const guard = new HostGuard(['93.184.216.34'])
   await refusedCode(downloadToFile('https://93.184.216.34/x', join(t.testdir(), 'f'), { guard, connect, maxBytes: 1, timeouts }))
   t.match(connect.attempts, [{ address: '93.184.216.34', tls: true, servername: undefined }])
+})
+
+/**
+ * Two loopback servers on one port (127.0.0.1 and ::1) that note, per
+ * request, the socket it came on, the address it reached and its Host.
+ * `/stale` destroys its socket, unanswered, when it is not the socket's first
+ * request: a server that closed an idle keep-alive connection just as it was
+ * reused.
+ */
+async function keepAliveOrigin(t: Test) {
+  const seen: Array<{ socket: number; local: string; host: string; path: string }> = []
+  const ids = new WeakMap<Socket, number>()
+  const perSocket = new Map<number, number>()
+  const open = new Set<Socket>()
+  let next = 0
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket
+    let id = ids.get(socket)
+    if (id === undefined) ids.set(socket, (id = ++next))
+    const nth = (perSocket.get(id) ?? 0) + 1
+    perSocket.set(id, nth)
+    seen.push({ socket: id, local: socket.localAddress ?? '', host: req.headers.host ?? '', path: req.url ?? '' })
+    if (req.url === '/stale' && nth > 1) return void socket.destroy()
+    if (req.url === '/missing') return void res.writeHead(404, { 'content-length': 0 }).end()
+    res.writeHead(200, { 'content-length': 5, 'content-type': 'text/plain' }).end('hello')
+  }
+  const servers = [createServer(handler), createServer(handler)]
+  for (const s of servers) s.on('connection', (c: Socket) => (open.add(c), c.on('close', () => open.delete(c))))
+  await new Promise<void>((resolve) => servers[0]!.listen(0, '127.0.0.1', resolve))
+  const port = (servers[0]!.address() as AddressInfo).port
+  await new Promise<void>((resolve) => servers[1]!.listen(port, '::1', resolve))
+  t.teardown(async () => {
+    for (const c of open) c.destroy()
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+  })
+  return { port, seen }
+}
+
+t.test('pooled sockets: reused for the same checked address, port and Host only, never for another host or a rebound address', async (t) => {
+  const dir = t.testdir()
+  const { port, seen } = await keepAliveOrigin(t)
+  const attempts: ConnectTarget[] = []
+  // The real thing: a TCP connection to exactly the address the guard checked.
+  const connect: Connector = (target) => {
+    attempts.push(target)
+    return netConnect({ host: target.address, port: target.port })
+  }
+  const dns = resolver({
+    'a.example': ['127.0.0.1'],
+    'b.example': ['127.0.0.1'],
+    'stale.example': ['127.0.0.1'],
+    // Loopback v4 first, then v6: the name now reaches another address.
+    'rebind.example': [['127.0.0.1'], ['::1']],
+  })
+  const guard = new HostGuard(['a.example', 'b.example', 'stale.example', 'rebind.example', '127.0.0.1'], dns)
+  const pool = new OriginPool()
+  t.teardown(() => pool.destroy())
+  const opts = { guard, connect, pool, maxBytes: 100, timeouts, hold: () => true }
+  const get = async (url: string): Promise<string> => {
+    const got = await downloadToFile(url, join(dir, 'f'), opts)
+    return got.body?.toString() ?? 'not held'
+  }
+
+  t.equal(await get(`http://a.example:${port}/f`), 'hello')
+  t.equal(await get(`http://a.example:${port}/f`), 'hello')
+  t.equal(attempts.length, 1, 'the second GET to the same host and address reused the socket')
+  t.equal(await get(`http://b.example:${port}/f`), 'hello')
+  t.equal(await get(`http://127.0.0.1:${port}/f`), 'hello')
+  t.equal(attempts.length, 3, 'another Host on the same address and port got a connection of its own, each time')
+  t.equal(await get(`http://rebind.example:${port}/f`), 'hello')
+  t.equal(await get(`http://rebind.example:${port}/f`), 'hello')
+  t.same(
+    attempts.slice(3).map((a) => a.address),
+    ['127.0.0.1', '::1'],
+    'the name that now resolves elsewhere got a new connection to the new checked address',
+  )
+  t.equal(await get(`http://rebind.example:${port}/f`), 'hello')
+  t.equal(attempts.length, 5, 'and its socket to ::1 is reused for ::1')
+
+  // A response not read to its end (an error status) leaves no socket behind to reuse.
+  t.equal(await refusedCode(downloadToFile(`http://a.example:${port}/missing`, join(dir, 'f'), opts)), 'HOOKRELAY_MIRROR_ORIGIN_STATUS')
+  const before = attempts.length
+  t.equal(await get(`http://a.example:${port}/f`), 'hello')
+  t.equal(attempts.length, before + 1, 'the socket the 404 came on was not pooled again')
+
+  // A reused socket the server dropped: the GET goes out once more on a fresh connection.
+  t.equal(await get(`http://stale.example:${port}/stale`), 'hello')
+  t.equal(await get(`http://stale.example:${port}/stale`), 'hello')
+  t.equal(attempts.filter((a) => a.servername === 'stale.example').length, 2, 'one connection, then one fresh after the dropped reuse')
+
+  // The invariant, from the servers' side: every socket carried one Host to one address.
+  const bySocket = new Map<number, Set<string>>()
+  for (const s of seen) bySocket.set(s.socket, (bySocket.get(s.socket) ?? new Set()).add(`${s.local} ${s.host}`))
+  for (const [id, combos] of bySocket) t.equal(combos.size, 1, `socket ${id}: ${[...combos].join(', ')}`)
+  t.ok(seen.some((s) => s.local === '::1' && s.host === `rebind.example:${port}`), 'the rebound requests reached ::1')
+  t.equal(pool.opened, attempts.length, 'every socket the pool opened came from the connector')
+})
+
+t.test('poolKey: address, port, TLS, server name and Host all separate pools', async (t) => {
+  const base = { target: { address: '93.184.216.34', family: 4 as const, port: 443, tls: true, servername: 'a.example' }, hostHeader: 'a.example' }
+  const key = poolKey(base)
+  t.equal(poolKey({ ...base, hostHeader: 'A.EXAMPLE' }), key, 'Host compares without case, as DNS names do')
+  for (const other of [
+    { ...base, target: { ...base.target, address: '93.184.216.35' } },
+    { ...base, target: { ...base.target, port: 8443 } },
+    { ...base, target: { ...base.target, tls: false } },
+    { ...base, target: { ...base.target, servername: 'b.example' } },
+    { ...base, target: { ...base.target, servername: undefined } },
+    { ...base, hostHeader: 'b.example' },
+  ]) {
+    t.not(poolKey(other), key, JSON.stringify(other))
+  }
 })

@@ -83,8 +83,11 @@ function origin(answers: Record<string, string[]>): { connect: Connector; target
 function store(failures: number) {
   const objects = new Map<string, { body: string; contentType: string }>()
   let uploads = 0
+  /** Where each upload's bytes came from: the spool file or memory. */
+  const sources: Array<'file' | 'memory'> = []
   return {
     objects,
+    sources,
     get uploads() {
       return uploads
     },
@@ -92,10 +95,11 @@ function store(failures: number) {
       bucket: 'outputs',
       ensureBucket: async () => undefined,
       confirm: async () => undefined,
-      upload: async (key: string, file: string, size: number, contentType: string) => {
+      upload: async (key: string, source: string | Buffer, size: number, contentType: string) => {
         uploads++
+        sources.push(typeof source === 'string' ? 'file' : 'memory')
         if (uploads <= failures) throw new RelayError('HOOKRELAY_MIRROR_STORE_UNAVAILABLE', `upload of ${key} failed: connection refused`)
-        objects.set(key, { body: readFileSync(file, 'utf8'), contentType })
+        objects.set(key, { body: typeof source === 'string' ? readFileSync(source, 'utf8') : source.toString('utf8'), contentType })
         return { bucket: 'outputs', key, size, etag: 'x' }
       },
     } as unknown as WorkerDeps['store'],
@@ -180,6 +184,7 @@ t.test('an origin error and a store outage are retried with backoff until the ob
   t.same(o.requests, ['/out/a.txt', '/out/a.txt'], 'downloaded again only after the origin failed; the spooled bytes served the upload retries')
   t.match(o.targets[0], { address: '192.0.2.10', port: 443, tls: true, servername: HOST }, 'connected to the address the guard checked')
   t.equal(s.uploads, 3, 'two failed uploads, then the one that went through')
+  t.same(s.sources, ['memory', 'file', 'file'], 'the small object went up from memory; once that failed, its bytes were spooled for the retries')
   t.equal([...s.objects.values()][0]?.body, 'hello')
   t.same(await journal.jobs(MIRROR_QUEUE), [], 'the job went with the mirror.completed entry')
   const events = (await journal.read(0, 10)).map((e) => e.event)
@@ -229,6 +234,7 @@ t.test('an outcome the journal refuses to record is retried from the spool, with
   t.equal(refusals, 2, 'the first record was refused, the second stored')
   t.same(o.requests, ['/out/c.txt'], 'downloaded once: the retry uploaded the spooled file')
   t.equal(s.uploads, 2)
+  t.same(s.sources, ['memory', 'file'], 'held in memory at first; spooled when its record failed')
   t.same(await journal.jobs(MIRROR_QUEUE), [])
   t.same((await journal.read(0, 10)).map((e) => e.event), ['run.completed', 'mirror.completed'], 'the refused entry left no trace')
   t.equal(await metric(registry, 'hookrelay_mirror_attempts_total{outcome="retry"}'), 1)

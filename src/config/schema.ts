@@ -35,6 +35,7 @@ import {
   resolveHmac,
 } from '../verify/hmac.js'
 import { checkDestinations, destinationsSpec, toDestinations } from '../destinations/config.js'
+import { checkJetStream, jetstreamSpec, toJetStream } from '../journal/jetstream/config.js'
 
 export const SCHEMES = ['runflow', 'github', 'stripe', 'standard-webhooks', 'hmac'] as const satisfies readonly SchemeName[]
 /** The largest `max_body` any source may have. */
@@ -186,6 +187,8 @@ export const configSpec = obj({
   subscribers: list(subscriberSpec, { default: [] }),
   mirror: mirrorSpec,
   journal: obj({
+    backend: oneOf(['lmdb', 'jetstream'] as const, { default: 'lmdb' }),
+    jetstream: jetstreamSpec,
     map_size: size({ default: '4gb', min: '16mb' }),
     retention: obj({
       max_age: duration({ default: '7d', min: '1s' }),
@@ -338,13 +341,15 @@ export function crossCheck(file: ConfigFile, w: Walk): void {
   if (file.stream.high_water >= file.stream.hard_limit) {
     w.report('stream.high_water', 'must be below stream.hard_limit (sending pauses at high_water; hard_limit closes the socket); lower it or raise hard_limit')
   }
-  if (file.journal.retention.max_bytes >= file.journal.map_size) {
+  // map_size is LMDB's; a JetStream stream has no map.
+  if (file.journal.backend === 'lmdb' && file.journal.retention.max_bytes >= file.journal.map_size) {
     w.report(
       'journal.retention.max_bytes',
       'must be below journal.map_size (the journal cannot grow past its map); lower it or raise map_size',
     )
   }
   checkDestinations(file, w)
+  checkJetStream(file, w)
   if (file.rate_limit.ingest_per_second > 0 && file.rate_limit.ingest_burst === 0) {
     w.report('rate_limit.ingest_burst', 'is 0, so no request would ever pass; raise it or leave it out (default 2 × ingest_per_second)')
   }
@@ -395,8 +400,8 @@ export function toConfig(file: ConfigFile, absFile: string, cwd: string): Config
       timeouts: { connect_ms: m.timeouts.connect, headers_ms: m.timeouts.headers, total_ms: m.timeouts.total },
     },
     journal: {
-      backend: 'lmdb',
-      jetstream: undefined,
+      backend: j.backend,
+      jetstream: j.backend === 'jetstream' ? toJetStream(j.jetstream, cwd) : undefined,
       map_size: j.map_size,
       retention: { max_age_ms: j.retention.max_age, max_bytes: j.retention.max_bytes },
       min_free: j.min_free,

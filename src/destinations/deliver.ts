@@ -4,8 +4,9 @@
  * a deadline on the whole exchange, and the answer's body read and dropped
  * so the connection goes back to the pool.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { urlToHttpOptions } from 'node:url'
 import { parseRetryAfter, type AttemptResult } from './retry.js'
 
 /** Bytes of an answer's body read before the connection is dropped instead of reused. */
@@ -13,6 +14,7 @@ const MAX_ANSWER_BYTES = 64 * 1024
 
 export interface Delivery {
   url: string
+  /** The request's headers (a fresh object: `content-length` is set on it). */
   headers: Record<string, string>
   body: Buffer
   timeoutMs: number
@@ -23,15 +25,39 @@ export interface DeliveryAnswer {
   latencyMs: number
 }
 
+/** Where a URL's requests go: parsed once per URL, not per delivery. */
+interface Target {
+  https: boolean
+  options: RequestOptions
+}
+
 /** Keep-alive agents of one destination (http and https), sized to its concurrency. */
 export class DeliveryAgents {
   readonly http: HttpAgent
   readonly https: HttpsAgent
+  #url: string | undefined
+  #target: Target | undefined
 
   constructor(concurrency: number) {
     const opts = { keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency, scheduling: 'lifo' as const }
     this.http = new HttpAgent(opts)
     this.https = new HttpsAgent(opts)
+  }
+
+  /** The parsed `url` (the last one asked for is kept: a reload may change it), undefined when it does not parse. */
+  target(url: string): Target | undefined {
+    if (url !== this.#url) {
+      this.#url = url
+      try {
+        const u = new URL(url)
+        const https = u.protocol === 'https:'
+        const { protocol, hostname, port, path, auth } = urlToHttpOptions(u)
+        this.#target = { https, options: { protocol, hostname, port, path, auth, method: 'POST', agent: https ? this.https : this.http } }
+      } catch {
+        this.#target = undefined
+      }
+    }
+    return this.#target
   }
 
   destroy(): void {
@@ -46,26 +72,21 @@ export function deliver(d: Delivery, agents: DeliveryAgents): Promise<DeliveryAn
   const elapsed = (): number => Math.round((performance.now() - started) * 10) / 10
   return new Promise((resolve) => {
     let settled = false
+    let timer: NodeJS.Timeout | undefined
     const finish = (result: AttemptResult): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       resolve({ result, latencyMs: elapsed() })
     }
-    let url: URL
-    try {
-      url = new URL(d.url)
-    } catch {
+    const target = agents.target(d.url)
+    if (target === undefined) {
       finish({ kind: 'failed', status: null, error: 'invalid url' })
       return
     }
-    const https = url.protocol === 'https:'
-    const req = (https ? httpsRequest : httpRequest)(url, {
-      method: 'POST',
-      agent: https ? agents.https : agents.http,
-      headers: { ...d.headers, 'content-length': String(d.body.length) },
-    })
-    const timer = setTimeout(() => {
+    d.headers['content-length'] = String(d.body.length)
+    const req = (target.https ? httpsRequest : httpRequest)({ ...target.options, headers: d.headers })
+    timer = setTimeout(() => {
       finish({ kind: 'failed', status: null, error: 'timeout' })
       req.destroy()
     }, d.timeoutMs)

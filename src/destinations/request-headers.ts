@@ -17,7 +17,7 @@ export function deliveryHeaders(e: StoredEvent, cfg: DestinationConfig, epoch: s
     'user-agent': 'hookrelay',
     'hookrelay-seq': String(e.seq),
   }
-  if (cfg.signing.mode === 'original') return { ...base, ...kept, ...cfg.headers }
+  if (cfg.signing.mode === 'original') return Object.assign(base, kept, cfg.headers)
   const signed = signStandardWebhooks(
     { secret: cfg.signing.secret || undefined, secretKey: cfg.signing.private_key || undefined },
     `msg_${epoch}_${e.seq}`,

@@ -11,6 +11,9 @@ import { deliveryHeaders } from './request-headers.js'
 import { decide } from './retry.js'
 import type { AttemptOutcome, AttemptRecord, DeadLetter, DestinationStore, PausedState } from './store.js'
 
+/** Entries read from the journal at once (a bound on the bodies held beyond the window). */
+const READ_AHEAD = 64
+
 /** One event in the window: read from the journal (or a replayed dead letter) and not done with yet. */
 interface Pending {
   event: StoredEvent
@@ -66,10 +69,19 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
   #matches: ((event: string) => boolean) | null
   #sources: ReadonlySet<string> | null
   #cursor = 0
-  #savedCursor = 0
-  #saving: Promise<void> | undefined
+  /** The cursor last handed to the store, and that write. */
+  #askedCursor = 0
+  #cursorWrite: Promise<void> = Promise.resolve()
   /** Highest seq read into the window or passed over. */
   #scanned = 0
+  /** Entries read from the journal in one batch and not yet taken into the window (or passed over), from `#aheadAt`. */
+  #ahead: Array<StoredEvent | undefined> = []
+  #aheadAt = 0
+  /** The last seq read into `#ahead`. */
+  #readTo = 0
+  /** The metric children, looked up once instead of per attempt. */
+  #counted = new Map<AttemptOutcome, { inc(): void }>()
+  #latency: { observe(v: number): void }
   #window = new Map<number, Pending>()
   #replays: number[] = []
   #paused: PausedState | undefined
@@ -95,11 +107,12 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     this.#circuit = new Circuit(cfg.circuit)
     this.#matches = eventMatcher(cfg.events)
     this.#sources = cfg.sources.includes('*') ? null : new Set(cfg.sources)
+    this.#latency = metrics.latency.labels(cfg.name)
   }
 
   static async start(cfg: DestinationConfig, journal: JournalPort, store: DestinationStore, log: Logger, metrics: DestinationMetrics): Promise<DestinationWorker> {
     const w = new DestinationWorker(cfg, journal, store, log, metrics)
-    w.#cursor = w.#savedCursor = w.#scanned = await store.cursor(cfg.name)
+    w.#cursor = w.#askedCursor = w.#scanned = w.#readTo = await store.cursor(cfg.name)
     w.#paused = await store.paused(cfg.name)
     if (w.#paused?.paused !== true) w.#paused = undefined
     w.#deadCount = (await store.deadLetters(cfg.name)).length
@@ -160,7 +173,9 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     this.#generation++
     this.#window.clear()
     this.#replays = []
-    this.#cursor = this.#scanned = Math.max(0, seq - 1)
+    this.#ahead = []
+    this.#aheadAt = 0
+    this.#cursor = this.#scanned = this.#readTo = Math.max(0, seq - 1)
     await this.#persistCursor()
     this.pump()
   }
@@ -250,24 +265,32 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
       if (stale()) return
       this.#window.set(seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: true })
     }
-    while (room() > 0 && this.#scanned < this.#journal.head) {
-      const batch = await this.#journal.read(this.#scanned, Math.max(room(), 64))
-      if (stale() || batch.length === 0) return
-      for (const event of batch) {
-        if (room() === 0) break
-        if (this.#wants(event) && !this.#window.has(event.seq)) {
-          // Attempts recorded before a restart or a replay from a seq go on counting.
-          const recorded = await this.#recorded(event.seq)
-          if (stale()) return
-          this.#window.set(event.seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: false })
-        }
-        this.#scanned = event.seq
+    while (room() > 0) {
+      if (this.#aheadAt >= this.#ahead.length) {
+        if (this.#readTo >= this.#journal.head) return
+        // One read for many events; what the window has no room for yet waits here (not read again).
+        const batch = await this.#journal.read(this.#readTo, READ_AHEAD)
+        if (stale() || batch.length === 0) return
+        this.#ahead = batch
+        this.#aheadAt = 0
+        this.#readTo = batch[batch.length - 1]!.seq
       }
+      const event = this.#ahead[this.#aheadAt]!
+      if (this.#wants(event) && !this.#window.has(event.seq)) {
+        // Attempts recorded before a restart or a replay from a seq go on counting.
+        // (Taken from the batch only after this: a failed read leaves it there for the next pass.)
+        const recorded = await this.#recorded(event.seq)
+        if (stale()) return
+        this.#window.set(event.seq, { event, tries: 0, recorded, nextAt: 0, inflight: false, replay: false })
+      }
+      // Dropped from the batch as taken: a delivered event's body is not held until the batch is used up.
+      this.#ahead[this.#aheadAt++] = undefined
+      this.#scanned = event.seq
     }
   }
 
-  async #recorded(seq: number): Promise<number> {
-    return (await this.#store.attempts(this.name, { seq, limit: 1 }))[0]?.attempt ?? 0
+  #recorded(seq: number): Promise<number> {
+    return this.#store.lastAttempt(this.name, seq)
   }
 
   #wants(e: StoredEvent): boolean {
@@ -336,10 +359,12 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     const stored = this.#store.recordAttempt(this.name, record, cfg.attempts_kept).catch((err: unknown) => {
       this.#log.error({ err, destination: this.name, seq: e.seq }, 'cannot store a delivery attempt record')
     })
-    this.#metrics.attempts.labels(this.name, outcome).inc()
+    let counter = this.#counted.get(outcome)
+    if (counter === undefined) this.#counted.set(outcome, (counter = this.#metrics.attempts.labels(this.name, outcome)))
+    counter.inc()
     switch (decision.kind) {
       case 'delivered':
-        this.#metrics.latency.labels(this.name).observe(Math.max(0, now - receivedAt) / 1000)
+        this.#latency.observe(Math.max(0, now - receivedAt) / 1000)
         this.#window.delete(e.seq)
         if (p.replay) {
           await this.#store.removeDeadLetter(this.name, e.seq)
@@ -385,16 +410,17 @@ export class DestinationWorker extends EventEmitter<WorkerEvents> {
     void this.#persistCursor().catch((err: unknown) => this.#log.error({ err, destination: this.name }, 'cannot store the destination cursor'))
   }
 
-  /** Writes the cursor; writes asked for while one is running collapse into one. */
-  async #persistCursor(): Promise<void> {
-    while (this.#saving) await this.#saving
-    if (this.#savedCursor === this.#cursor) return
-    const seq = this.#cursor
-    this.#saving = this.#store.saveCursor(this.name, seq).finally(() => {
-      this.#saving = undefined
-    })
-    await this.#saving
-    this.#savedCursor = seq
+  /**
+   * Writes the cursor. The store batches it with the other destinations'
+   * cursors and the attempt records asked for meanwhile, and writes batches
+   * in order, so the last cursor asked for is the one that stays.
+   */
+  #persistCursor(): Promise<void> {
+    if (this.#askedCursor !== this.#cursor) {
+      this.#askedCursor = this.#cursor
+      this.#cursorWrite = this.#store.saveCursor(this.name, this.#cursor)
+    }
+    return this.#cursorWrite
   }
 
   /** Stops starting attempts, waits for the ones in flight, stores the cursor. */

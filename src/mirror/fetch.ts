@@ -1,27 +1,15 @@
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { connect as netConnect, isIP, type Socket } from 'node:net'
+import { connect as netConnect, isIP } from 'node:net'
+import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { connect as tlsConnect } from 'node:tls'
 import { RelayError } from '../errors.js'
+import { poolKey, type Connector, type OriginPool, type PooledRequest } from './origin-pool.js'
 import type { CheckedAddress, HostGuard } from './ssrf.js'
 
-/** Where to open a connection: the checked address, never a name. */
-export interface ConnectTarget {
-  address: string
-  family: 4 | 6
-  port: number
-  tls: boolean
-  /** Host name for TLS SNI and certificate checks; undefined for literal IPs. */
-  servername: string | undefined
-}
-
-/**
- * Opens the socket for one request. Injectable so that tests can count
- * connection attempts (and so prove a refused URL never reached one).
- */
-export type Connector = (target: ConnectTarget) => Socket
+export type { ConnectTarget, Connector } from './origin-pool.js'
 
 /** The default connector: TCP, or TLS with SNI and certificate checks against the host name. */
 export const defaultConnector: Connector = (t) =>
@@ -47,6 +35,14 @@ export interface DownloadOptions {
   maxRedirects?: number
   /** Aborts the download (relay closing); the error has code HOOKRELAY_MIRROR_ABORTED. */
   signal?: AbortSignal
+  /** Keep-alive sockets to reuse (same checked address, port, Host and TLS name only); without it every GET opens its own. */
+  pool?: OriginPool
+  /**
+   * Asked with the Content-Length once the response headers are in: true
+   * keeps the body in memory (`Downloaded.body`) instead of writing `file`.
+   * Not asked when there is no Content-Length. Default: always the file.
+   */
+  hold?: (declared: number) => boolean
 }
 
 export interface Downloaded {
@@ -57,6 +53,8 @@ export interface Downloaded {
   contentType: string
   /** The URL the bytes came from, after redirects. */
   finalUrl: string
+  /** The bytes, when they were kept in memory (see `hold`); `file` was then not written. */
+  body: Buffer | undefined
 }
 
 /** The origin answered with a status that is not a success or a redirect. */
@@ -78,8 +76,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
 export const MD5_MAX_BYTES = 4 * 1024 * 1024
 
 /**
- * Downloads `url` into `file` (created or truncated; not fsynced), hashing
- * sha256 as it streams.
+ * Downloads `url` into `file` (created or truncated; not fsynced), or into
+ * memory when `hold` says so, hashing sha256 as it streams.
  *
  * The SSRF guard admits every hop before any connection is made; the request
  * goes to the checked address with the URL's host as `Host` and SNI.
@@ -142,7 +140,8 @@ export async function downloadToFile(url: string, file: string, opts: DownloadOp
         res.destroy()
         throw tooLarge(opts.maxBytes)
       }
-      const got = await spool(res, file, opts.maxBytes, signal, opts.timeouts.headers_ms, length !== undefined && length <= MD5_MAX_BYTES)
+      const inMemory = length !== undefined && length <= opts.maxBytes && opts.hold !== undefined && opts.hold(length)
+      const got = await spool(res, inMemory ? length : file, opts.maxBytes, signal, opts.timeouts.headers_ms, length !== undefined && length <= MD5_MAX_BYTES)
       if (length !== undefined && got.size !== length) {
         throw new RelayError('HOOKRELAY_MIRROR_NETWORK', `got ${got.size} of ${length} bytes`)
       }
@@ -157,6 +156,9 @@ export async function downloadToFile(url: string, file: string, opts: DownloadOp
   }
 }
 
+/** Errors of a reused socket before any response: most likely the server closed it while idle. */
+const STALE = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+
 function tooLarge(max: number): RelayError {
   return new RelayError('HOOKRELAY_MIRROR_TOO_LARGE', `the file is larger than mirror.max_bytes (${max} bytes)`)
 }
@@ -165,85 +167,138 @@ function timeout(what: string, ms: number): RelayError {
   return new RelayError('HOOKRELAY_MIRROR_TIMEOUT', `${what} took over ${ms} ms`)
 }
 
-/** One GET to a checked address; resolves with the response once its headers are in. */
-function get(url: URL, address: CheckedAddress, opts: DownloadOptions, signal: AbortSignal): Promise<IncomingMessage> {
+/**
+ * One GET to a checked address; resolves with the response once its headers
+ * are in. A pooled socket the server had closed while idle fails before any
+ * response: that GET is sent once more on a fresh connection (a GET is safe
+ * to repeat).
+ */
+async function get(url: URL, address: CheckedAddress, opts: DownloadOptions, signal: AbortSignal): Promise<IncomingMessage> {
   const tls = url.protocol === 'https:'
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
-  const target: ConnectTarget = {
-    address: address.address,
-    family: address.family,
-    port: url.port !== '' ? Number(url.port) : tls ? 443 : 80,
-    tls,
-    // SNI must be a name, never an IP literal (RFC 6066).
-    servername: isIP(host) === 0 ? host : undefined,
+  const r: PooledRequest = {
+    target: {
+      address: address.address,
+      family: address.family,
+      port: url.port !== '' ? Number(url.port) : tls ? 443 : 80,
+      tls,
+      // SNI must be a name, never an IP literal (RFC 6066).
+      servername: isIP(host) === 0 ? host : undefined,
+    },
+    hostHeader: url.host,
+    connect: opts.connect ?? defaultConnector,
+    connectMs: opts.timeouts.connect_ms,
   }
-  const connect = opts.connect ?? defaultConnector
-  const { connect_ms, headers_ms } = opts.timeouts
-  return new Promise((resolve, reject) => {
-    let connectTimer: NodeJS.Timeout | undefined
-    const clear = (): void => {
-      clearTimeout(connectTimer)
-      clearTimeout(headersTimer)
+  try {
+    return await getOnce(url, r, opts, signal)
+  } catch (err) {
+    const stale = err instanceof StaleSocket
+    if (!stale) throw err
+    opts.pool?.evict(poolKey(r))
+    signal.throwIfAborted()
+    try {
+      return await getOnce(url, r, opts, signal)
+    } catch (again) {
+      throw again instanceof StaleSocket ? again.cause : again
     }
+  }
+}
+
+/** A reused socket failed before the response: see `get`. */
+class StaleSocket extends Error {}
+
+function getOnce(url: URL, r: PooledRequest, opts: DownloadOptions, signal: AbortSignal): Promise<IncomingMessage> {
+  const { headers_ms } = opts.timeouts
+  const pool = opts.pool
+  return new Promise((resolve, reject) => {
     const req = httpRequest({
       method: 'GET',
-      host: target.address,
-      port: target.port,
+      host: r.target.address,
+      port: r.target.port,
       path: `${url.pathname}${url.search}`,
       headers: { host: url.host, accept: '*/*', 'accept-encoding': 'identity', 'user-agent': 'hookrelay-mirror' },
       signal,
-      // No agent: every request gets its own socket from the connector, to the checked address.
-      createConnection: () => {
-        const socket = connect(target)
-        connectTimer = setTimeout(() => req.destroy(timeout('connecting', connect_ms)), connect_ms)
-        socket.once(tls ? 'secureConnect' : 'connect', () => clearTimeout(connectTimer))
-        return socket
-      },
+      ...(pool
+        ? // The pool's agent opens sockets through the connector to r.target, and reuses them only for the same key.
+          { agent: pool.agent, hookrelay: r }
+        : {
+            // No agent: this request gets its own socket from the connector, to the checked address, closed after it.
+            createConnection: () => {
+              const socket = r.connect(r.target)
+              const timer = setTimeout(() => req.destroy(timeout('connecting', r.connectMs)), r.connectMs)
+              socket.once(r.target.tls ? 'secureConnect' : 'connect', () => clearTimeout(timer))
+              socket.once('close', () => clearTimeout(timer))
+              return socket
+            },
+          }),
     })
     const headersTimer = setTimeout(() => req.destroy(timeout('waiting for response headers', headers_ms)), headers_ms)
+    let answered = false
     req.once('response', (res) => {
-      clear()
+      answered = true
+      clearTimeout(headersTimer)
       resolve(res)
     })
     // `on`, not `once`: a socket error after the response must not be an uncaught 'error'.
-    req.on('error', (err) => {
-      clear()
-      reject(err)
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(headersTimer)
+      if (!answered && req.reusedSocket && !signal.aborted && (STALE.has(err.code ?? '') || err.message === 'socket hang up')) {
+        reject(new StaleSocket('pooled socket closed by the server', { cause: err }))
+      } else reject(err)
     })
-    req.once('close', clear)
+    req.once('close', () => clearTimeout(headersTimer))
     req.end()
   })
 }
 
-/** Streams a response body into `file`, counting, capping and hashing; fsyncs before resolving. */
+/**
+ * Streams a response body into `sink` (a file path, or a byte count to hold
+ * in memory), counting, capping and hashing. A body silent for idleMs is
+ * given up on (the total timeout is much longer).
+ */
 async function spool(
   res: IncomingMessage,
-  file: string,
+  sink: string | number,
   maxBytes: number,
   signal: AbortSignal,
   idleMs: number,
   withMd5: boolean,
-): Promise<{ size: number; sha256: string; md5: string | undefined }> {
+): Promise<{ size: number; sha256: string; md5: string | undefined; body: Buffer | undefined }> {
   const hash = createHash('sha256')
   const md5 = withMd5 ? createHash('md5') : undefined
   let size = 0
-  // A body that stalls for idleMs is given up on (the total timeout is much longer).
-  res.socket.setTimeout(idleMs, () => res.destroy(timeout('waiting for body bytes', idleMs)))
-  await pipeline(
-    res,
-    async function* (source: AsyncIterable<Buffer>) {
-      for await (const chunk of source) {
-        size += chunk.length
-        if (size > maxBytes) throw tooLarge(maxBytes)
-        hash.update(chunk)
-        md5?.update(chunk)
-        yield chunk
-      }
-    },
-    // No fsync here: most files are uploaded at once and deleted. The worker
-    // fsyncs a file before it records it as spooled (when an upload fails).
-    createWriteStream(file),
-    { signal },
-  )
-  return { size, sha256: hash.digest('hex'), md5: md5?.digest('hex') }
+  // A timer, not the socket's timeout: a pooled socket must not keep a listener of this response.
+  const idle = setTimeout(() => res.destroy(timeout('waiting for body bytes', idleMs)), idleMs)
+  const body = typeof sink === 'number' ? Buffer.allocUnsafe(sink) : undefined
+  try {
+    await pipeline(
+      res,
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          idle.refresh()
+          if (size + chunk.length > maxBytes) throw tooLarge(maxBytes)
+          if (body !== undefined) {
+            if (size + chunk.length > body.length) throw new RelayError('HOOKRELAY_MIRROR_NETWORK', `more than the ${body.length} bytes declared`)
+            chunk.copy(body, size)
+          }
+          size += chunk.length
+          hash.update(chunk)
+          md5?.update(chunk)
+          if (body === undefined) yield chunk
+        }
+      },
+      // No fsync here: most files are uploaded at once and deleted. The worker
+      // fsyncs a file before it records it as spooled (when an upload fails).
+      typeof sink === 'string' ? createWriteStream(sink) : discard(),
+      { signal },
+    )
+  } finally {
+    clearTimeout(idle)
+  }
+  return { size, sha256: hash.digest('hex'), md5: md5?.digest('hex'), body: body?.subarray(0, size) }
+}
+
+/** The end of a pipeline whose bytes were kept on the way. */
+function discard(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() })
 }

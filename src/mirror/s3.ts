@@ -92,14 +92,14 @@ export class ObjectStore {
   }
 
   /**
-   * Streams `file` (exactly `size` bytes) to `key`. Memory stays flat
-   * whatever the size.
+   * Streams `file` (exactly `size` bytes) to `key`, or sends `bytes` held in
+   * memory (small objects). Memory stays flat whatever the file's size.
    *
    * @throws StoreStatusError on a non-2xx answer, RelayError
    *   HOOKRELAY_MIRROR_STORE_UNAVAILABLE when the store cannot be reached.
    *   The stored size is checked by `confirm`.
    */
-  async upload(key: string, file: string, size: number, contentType: string, signal?: AbortSignal): Promise<StoredObject> {
+  async upload(key: string, source: string | Buffer, size: number, contentType: string, signal?: AbortSignal): Promise<StoredObject> {
     if (size > MAX_SINGLE_PUT) {
       throw new RelayError(
         'HOOKRELAY_MIRROR_TOO_LARGE',
@@ -124,7 +124,8 @@ export class ObjectStore {
         req.once('response', resolve)
         // `on`, not `once`: a socket error after the response must not be an uncaught 'error'.
         req.on('error', reject)
-        pipeline(createReadStream(file), req).catch(reject)
+        if (typeof source === 'string') pipeline(createReadStream(source), req).catch(reject)
+        else req.end(source)
       })
       const detail = await readSmall(res, 2048)
       const status = res.statusCode ?? 0

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MirrorConfig } from '../config/types.js'
 import type { JournalPort } from '../journal/port.js'
 import type { Logger } from '../log.js'
 import type { Extension } from '../extension.js'
 import { downloadToFile, OriginStatusError, type Connector } from './fetch.js'
+import { OriginPool } from './origin-pool.js'
 import { MirrorMetrics, type MirrorSnapshot } from './mirror-metrics.js'
 import { createOutbox, jobId, jobKey, MIRROR_QUEUE, type JobKey, type MirrorJob, type SpooledFile } from './outbox.js'
 import { decideRetry, GONE_STATUSES } from './retry-policy.js'
@@ -26,7 +27,25 @@ export interface MirrorOptions {
   retryBaseMs?: number
   /** Longest retry delay. Default 60 s. */
   retryMaxMs?: number
+  /** Objects declaring at most this many bytes are held in memory, not spooled (default MEMORY_MAX_BYTES; 0: always spool). */
+  memoryMaxBytes?: number
+  /** Keep-alive origin sockets (default true; false: a fresh connection per GET, for measuring what the pool saves). */
+  originKeepAlive?: boolean
+  /** How long a confirmed object waits for others to share its commit (default COMMIT_WINDOW_MS). */
+  commitWindowMs?: number
 }
+
+/**
+ * Up to this size (by Content-Length) an object is downloaded into memory and
+ * uploaded from there: no spool file is written, read and removed. Only when
+ * it is not stored (upload or record failed) are the bytes written to the
+ * spool and recorded on the job, like a spooled file's. A crash before that
+ * loses them: the job is still in the journal, so the object is downloaded
+ * again while its URL is valid (as a spooled file not yet recorded is).
+ */
+export const MEMORY_MAX_BYTES = 1024 * 1024
+/** Bytes held in memory by all objects at once (transfers and recordings); past it, objects are spooled. */
+export const MEMORY_BUDGET_BYTES = 16 * 1024 * 1024
 
 /**
  * The mirror as a relay extension: registers the outbox hook, makes sure the
@@ -115,6 +134,9 @@ export class MirrorWorker {
   /** The spool directory was there at the last download; a failed attempt makes it checked again. */
   #spoolDirReady = false
   readonly #retry = new Map<string, Retry>()
+  /** Keep-alive origin sockets, reused only for the same checked address, port, Host and TLS name. */
+  readonly #pool: OriginPool
+  readonly #memory = new MemoryBudget(MEMORY_BUDGET_BYTES)
   #timer: NodeJS.Timeout | undefined
   /** A claim is under way; `#again` asks for another one after it. */
   #claiming = false
@@ -125,6 +147,7 @@ export class MirrorWorker {
 
   constructor(deps: WorkerDeps) {
     this.#d = deps
+    this.#pool = new OriginPool({ maxIdlePerKey: deps.cfg.concurrency })
   }
 
   /** Cleans the spool of files no job refers to, then starts taking jobs (those left by a previous run first). */
@@ -175,6 +198,7 @@ export class MirrorWorker {
       await Promise.allSettled([...this.#active.values()].map((a) => a.done))
       // Started before the aborts: they end with their commit or their failure, within the store's bounds.
       await Promise.allSettled([...this.#recording.values()])
+      this.#pool.destroy()
     })()
     return this.#closed
   }
@@ -253,6 +277,11 @@ export class MirrorWorker {
     let spooled = job.spooled && (await this.#spoolIntact(job.spooled)) ? job.spooled : undefined
     /** A download not yet recorded on the job: recorded only if the object does not get stored. */
     let fresh: SpooledFile | undefined
+    /** The bytes of a small object held in memory; written to the spool only if they are not stored. */
+    let held: Buffer | undefined
+    /** This object's share of the memory budget; the recording takes it over once the PUT is answered. */
+    const share = this.#memory.share()
+    let handedOver = false
     let downloadMs = 0
     try {
       if (!spooled) {
@@ -262,42 +291,52 @@ export class MirrorWorker {
           this.#spoolDirReady = true
         }
         const file = spoolName(job)
+        const memoryMax = this.#d.opts.memoryMaxBytes ?? MEMORY_MAX_BYTES
         const got = await downloadToFile(job.url, join(this.#d.spoolDir, file), {
           guard: this.#d.guard,
           maxBytes: cfg.max_bytes,
           timeouts: cfg.timeouts,
           signal,
+          ...(this.#d.opts.originKeepAlive === false ? {} : { pool: this.#pool }),
+          hold: (declared) => declared <= memoryMax && share.take(declared),
           ...(this.#d.opts.connect ? { connect: this.#d.opts.connect } : {}),
         })
         downloadMs = performance.now() - t0
         spooled = { file, size: got.size, sha256: got.sha256, content_type: got.contentType, ...(got.md5 ? { md5: got.md5 } : {}) }
         fresh = spooled
+        held = got.body
       }
       if (!this.bucketReady) {
         await store.ensureBucket()
         this.bucketReady = true
       }
       const t1 = performance.now()
-      const stored = await store.upload(job.key, join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
+      const stored = await store.upload(job.key, held ?? join(this.#d.spoolDir, spooled.file), spooled.size, spooled.content_type, signal)
       const uploadMs = performance.now() - t1
       // An ETag equal to the MD5 of the bytes sent confirms them, size and content, without a stat.
       const confirmed = spooled.md5 !== undefined && stored.etag === spooled.md5
       // The transfer slot is free from here. The size check and the journal
       // commit run beside the next transfers, so that the commits of objects
-      // finishing together share one transaction instead of one each.
+      // finishing together share one transaction instead of one each. Held
+      // bytes stay held until then, within the memory budget.
       const id = jobId(job)
-      const done = this.#record(job, spooled, fresh, confirmed, downloadMs, uploadMs)
+      const done = this.#record(job, spooled, fresh, held, confirmed, downloadMs, uploadMs)
         .catch((err: unknown) => this.#unrecorded(job, err))
         .finally(() => {
+          share.release()
           this.#recording.delete(id)
           this.#pump()
         })
+      handedOver = true
       this.#recording.set(id, done)
     } catch (err) {
       this.#spoolDirReady = false
-      await this.#keepSpooled(job, fresh)
+      const kept = await this.#keepSpooled(job, fresh, held)
+      share.release()
       if (this.#closing || signal.aborted) return
-      await this.#failed(job, spooled, err)
+      await this.#failed(job, kept ? spooled : undefined, err)
+    } finally {
+      if (!handedOver) share.release()
     }
   }
 
@@ -306,6 +345,7 @@ export class MirrorWorker {
     job: MirrorJob,
     spooled: SpooledFile,
     fresh: SpooledFile | undefined,
+    held: Buffer | undefined,
     confirmed: boolean,
     downloadMs: number,
     uploadMs: number,
@@ -315,20 +355,22 @@ export class MirrorWorker {
       if (!confirmed) await this.#d.store.confirm(job.key, spooled.size)
       await this.#complete(job, spooled)
     } catch (err) {
-      await this.#keepSpooled(job, fresh)
+      const kept = await this.#keepSpooled(job, fresh, held)
       if (this.#closing) return
-      await this.#failed(job, spooled, err)
+      await this.#failed(job, kept ? spooled : undefined, err)
       return
     }
     this.metrics?.attempts.inc({ outcome: 'ok' })
     this.metrics?.objects.inc({ result: 'completed' })
     this.metrics?.bytes.inc(spooled.size)
     this.#retry.delete(jobId(job))
-    await rm(join(this.#d.spoolDir, spooled.file), { force: true })
+    // Held bytes never had a file of this attempt (start-up cleans what an earlier one may have left).
+    if (held === undefined) await rm(join(this.#d.spoolDir, spooled.file), { force: true })
     this.#d.log.debug(
       {
         key: job.key,
         size: spooled.size,
+        held: held !== undefined,
         download_ms: Math.round(downloadMs),
         upload_ms: Math.round(uploadMs),
         record_ms: Math.round(performance.now() - t2),
@@ -343,12 +385,27 @@ export class MirrorWorker {
     this.#retry.set(jobId(job), { attempts: 1, notBefore: Date.now() + (this.#d.opts.retryMaxMs ?? 60_000), gone: 0, url: job.url })
   }
 
-  /** Downloaded but not stored (store down, relay closing): keep the bytes for the next attempt, across restarts too. */
-  async #keepSpooled(job: MirrorJob, fresh: SpooledFile | undefined): Promise<void> {
-    if (fresh === undefined) return
-    await this.#recordSpool(job, fresh).catch((e: unknown) => {
-      this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
-    })
+  /**
+   * Downloaded but not stored (store down, relay closing): keep the bytes for
+   * the next attempt, across restarts too. Bytes held in memory are written to
+   * the spool file first.
+   */
+  async #keepSpooled(job: MirrorJob, fresh: SpooledFile | undefined, held: Buffer | undefined): Promise<boolean> {
+    if (fresh === undefined) return true
+    const keep = async (): Promise<void> => {
+      if (held !== undefined) {
+        await mkdir(this.#d.spoolDir, { recursive: true })
+        await writeFile(join(this.#d.spoolDir, fresh.file), held)
+      }
+      await this.#recordSpool(job, fresh)
+    }
+    return keep().then(
+      () => true,
+      (e: unknown) => {
+        this.#d.log.warn({ err: e, key: job.key }, 'could not record a spooled download; it will be downloaded again')
+        return false
+      },
+    )
   }
 
   async #spoolIntact(s: SpooledFile): Promise<boolean> {
@@ -390,7 +447,7 @@ export class MirrorWorker {
     return new Promise((resolve, reject) => {
       this.#toCommit.push({ job, spooled: s, resolve, reject })
       if (this.#toCommit.length >= COMMIT_BATCH) this.#commitBatch()
-      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), COMMIT_WINDOW_MS)
+      else this.#commitTimer ??= setTimeout(() => this.#commitBatch(), this.#d.opts.commitWindowMs ?? COMMIT_WINDOW_MS)
     })
   }
 
@@ -471,4 +528,34 @@ const COMMIT_BATCH = 16
 /** One spool file per object (stable across URL refreshes and restarts). */
 function spoolName(job: { source: string; id: string; index: number }): string {
   return `${createHash('sha256').update(jobId(job)).digest('hex').slice(0, 32)}.spool`
+}
+
+/** The bytes small objects may hold in memory at once, shared out per object. */
+class MemoryBudget {
+  #used = 0
+  readonly #max: number
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  get used(): number {
+    return this.#used
+  }
+
+  /** One object's share: `take` reserves (all or nothing), `release` gives back; both idempotent past the first call. */
+  share(): { take(bytes: number): boolean; release(): void } {
+    let mine = 0
+    return {
+      take: (bytes) => {
+        if (mine > 0 || this.#used + bytes > this.#max) return false
+        this.#used += bytes
+        mine = bytes
+        return true
+      },
+      release: () => {
+        this.#used -= mine
+        mine = 0
+      },
+    }
+  }
 }

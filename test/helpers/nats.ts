@@ -63,7 +63,7 @@ export interface NatsCluster {
   kill(i: number, signal?: NodeJS.Signals): Promise<void>
   /** Starts a stopped node again on its ports and storage; resolves once it serves clients. */
   start(i: number): Promise<void>
-  /** Resolves once every running node knows the JetStream meta leader. */
+  /** Resolves once every running node knows the JetStream meta leader and that leader counts each of them as a current peer. */
   waitForMeta(): Promise<void>
   /** `/jsz` of a running node (monitoring endpoint), parsed. */
   jsz(i: number, query?: string): Promise<Record<string, unknown>>
@@ -155,21 +155,57 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
     return (await res.json()) as Record<string, unknown>
   }
 
+  /**
+   * Whether every running node agrees on one meta leader and that leader counts
+   * every other running node as a current peer. Agreeing on a leader alone is
+   * not enough: nodes started at the same moment sometimes form a meta group of
+   * 2 with the third only following it, and then no R3 stream can be placed.
+   */
+  const metaFormed = async (): Promise<{ formed: boolean; missing: number[] }> => {
+    const running = nodes.map((n, i) => [n, i] as const).filter(([n]) => n.proc !== undefined)
+    const metas = await Promise.all(
+      running.map(async ([, i]) => {
+        try {
+          const info = await jsz(i)
+          return { info, meta: info.meta_cluster as { leader?: string; replicas?: Array<{ name: string; current?: boolean }> } | undefined }
+        } catch {
+          return undefined
+        }
+      }),
+    )
+    // A standalone node (size 1) has no meta group: JetStream is up once /jsz answers with its config.
+    if (size === 1) return { formed: metas.every((m) => m?.info.config !== undefined), missing: [] }
+    const leader = metas[0]?.meta?.leader ?? ''
+    if (leader === '' || !metas.every((m) => m?.meta?.leader === leader)) return { formed: false, missing: [] }
+    const leaderAt = running.findIndex(([n]) => n.name === leader)
+    if (leaderAt === -1) return { formed: false, missing: [] }
+    const peers = metas[leaderAt]?.meta?.replicas ?? []
+    const missing = running.filter(([n]) => n.name !== leader && !peers.some((p) => p.name === n.name && p.current === true)).map(([, i]) => i)
+    return { formed: missing.length === 0, missing }
+  }
+
   const waitForMeta = async (): Promise<void> => {
     for (;;) {
-      const running = nodes.map((n, i) => [n, i] as const).filter(([n]) => n.proc !== undefined)
-      const leaders = await Promise.all(
-        running.map(async ([, i]) => {
-          try {
-            const meta = (await jsz(i)).meta_cluster as { leader?: string } | undefined
-            return meta?.leader ?? ''
-          } catch {
-            return ''
-          }
-        }),
-      )
-      if (leaders.length > 0 && leaders.every((l) => l !== '' && l === leaders[0])) return
+      if ((await metaFormed()).formed) return
       await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  /** At first start: a node left out of the meta group is restarted (it joins then), a bounded number of times. */
+  const waitForFirstMeta = async (): Promise<void> => {
+    for (let restarts = 0; ; restarts++) {
+      const deadline = Date.now() + 8_000
+      let last = await metaFormed()
+      while (!last.formed && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        last = await metaFormed()
+      }
+      if (last.formed) return
+      if (restarts >= 3 || last.missing.length === 0) return waitForMeta()
+      for (const i of last.missing) {
+        await kill(i, 'SIGTERM')
+        await startNode(nodes[i]!)
+      }
     }
   }
 
@@ -187,7 +223,7 @@ export async function startNatsCluster(t: Teardown, opts: ClusterOptions): Promi
   t.teardown(stop)
 
   await Promise.all(nodes.map(startNode))
-  await waitForMeta()
+  await waitForFirstMeta()
   return {
     nodes,
     urls: nodes.map((n) => n.url),

@@ -64,6 +64,45 @@ export function testConfig(dataDir: string, extra = ''): Config {
 
 export const silent = pino({ level: 'silent' })
 
+/**
+ * The journal backend the black-box tests run on: LMDB unless
+ * HOOKRELAY_TEST_BACKEND=jetstream, then the NATS cluster at
+ * HOOKRELAY_TEST_NATS (comma-separated URLs; test/jetstream-blackbox.test.ts
+ * starts one and sets both). Each data dir gets a stream of its own, so a
+ * relay restarted on the same dir finds its journal again.
+ */
+export function testBackend(): 'lmdb' | 'jetstream' {
+  return process.env.HOOKRELAY_TEST_BACKEND === 'jetstream' ? 'jetstream' : 'lmdb'
+}
+
+/** `config` moved onto the JetStream cluster at `servers` (stream named after `dataDir`). */
+export function onJetStream(config: Config, servers: string[], dataDir: string, opts: { replicas?: number; stream?: string } = {}): Config {
+  const journal = {
+    ...config.journal,
+    // A stream reserves its max_bytes on every node: the test nodes have 2 GB each.
+    retention: { ...config.journal.retention, max_bytes: Math.min(config.journal.retention.max_bytes, 32 * 1024 * 1024) },
+    backend: 'jetstream',
+    jetstream: {
+      servers,
+      stream: opts.stream ?? `HR_${hash('sha256', dataDir, 'hex').slice(0, 16)}`,
+      replicas: opts.replicas ?? 3,
+      timeout_ms: 5000,
+      duplicate_window_ms: 120_000,
+      auth: { kind: 'none' },
+      tls: undefined,
+    },
+  } satisfies Config['journal']
+  return { ...config, journal }
+}
+
+/** `config` on the backend testBackend() names. */
+export function withTestBackend(config: Config, dataDir: string): Config {
+  if (testBackend() !== 'jetstream') return config
+  const servers = (process.env.HOOKRELAY_TEST_NATS ?? '').split(',').filter((s) => s !== '')
+  if (servers.length === 0) throw new Error('HOOKRELAY_TEST_BACKEND=jetstream needs HOOKRELAY_TEST_NATS')
+  return onJetStream(config, servers, dataDir)
+}
+
 /** Starts a relay on a fresh data dir (or `dir`), closed at teardown; `edit` rewrites the YAML first. */
 export async function startTestRelay(
   t: TapLike,
@@ -71,7 +110,7 @@ export async function startTestRelay(
 ): Promise<{ relay: Relay; base: string; dir: string }> {
   const dir = opts.dir ?? t.testdir()
   const yaml = testConfigYaml(dir, opts.extra, opts.threads)
-  const config = loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} })
+  const config = withTestBackend(loadConfigText(opts.edit ? opts.edit(yaml) : yaml, '<test>', { env: {} }), dir)
   const relay = await Relay.start(config, { logger: silent, processMetrics: false, ...opts.relay })
   t.teardown(() => relay.close())
   return { relay, base: `http://127.0.0.1:${relay.port}`, dir }

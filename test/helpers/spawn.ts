@@ -18,7 +18,7 @@ export interface Spawned {
  * Runs `hookrelay serve` from dist/ as a separate process (as an operator
  * would) and resolves once it logs that it listens.
  */
-export function spawnRelay(configFile: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 15000, cwd?: string): Promise<Spawned> {
+export function spawnRelay(configFile: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000, cwd?: string): Promise<Spawned> {
   const child = spawn(process.execPath, [CLI, 'serve', '--config', configFile], {
     cwd,
     env: { ...process.env, ...env },
