@@ -60,7 +60,7 @@ const only = new Set((values.only ?? 'ingest,fixed,fanout,memory,startup').split
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a)
 /** 1-minute load average (includes this harness's own processes, ~2 under load): a noisy run shows here. */
 const load1 = () => Math.round(loadavg()[0] * 10) / 10
-const r1 = (x) => (x === undefined || Number.isNaN(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
+const r1 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '—' : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2))
 
 const started = performance.now()
 // With --only, the other sections of an earlier run are kept (and marked with their date).

@@ -25,7 +25,8 @@ function threads(pid) {
   return out
 }
 const dir = tempDir('threads')
-const pool = await writePool(join(dir, 'pool.txt'), 300_000)
+// Unique bodies for the run: a run that sends more wraps around (duplicates, a cheaper path): size it above rate × seconds.
+const pool = await writePool(join(dir, 'pool.txt'), Number(process.env.POOL ?? 300_000))
 syncDisks()
 const s = await startServer('hookrelay', { dist, configExtra: `http: { threads: ${relayThreads} }` })
 const before = threads(s.pid)
@@ -39,10 +40,11 @@ for (const [tid, a] of after) {
   const b = before.get(tid) ?? { user: 0, sys: 0 }
   const u = a.user - b.user
   const sy = a.sys - b.sys
-  if (u + sy > 0.05) rows.push({ tid, name: a.name, user: u / seconds, sys: sy / seconds, us_per_req: ((u + sy) / r.requests) * 1e6 })
+  if (u + sy > 0.05) rows.push({ tid, name: tid === String(s.pid) ? 'main' : a.name, user: u / seconds, sys: sy / seconds, us_per_req: ((u + sy) / r.requests) * 1e6 })
 }
 rows.sort((x, y) => y.user + y.sys - (x.user + x.sys))
 for (const x of rows) console.log(`${x.name.padEnd(16)} tid ${x.tid}: user ${(x.user * 100).toFixed(0)}% sys ${(x.sys * 100).toFixed(0)}%  (${x.us_per_req.toFixed(1)} µs/req)`)
 const total = rows.reduce((a, x) => a + x.us_per_req, 0)
 const busy = rows.reduce((a, x) => a + x.user + x.sys, 0)
+console.log('(main = the main thread; with http.threads > 1 the next busiest `node` rows are the ingest threads, then libuv pool threads running lmdb commits and V8 helpers)')
 console.log(`all threads: ${(busy * 100).toFixed(0)}% of one core, ${total.toFixed(1)} µs CPU per durable request`)
