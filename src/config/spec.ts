@@ -389,7 +389,8 @@ function readSecretFile<T>(pair: Pair, path: string, fromFile: (text: string) =>
   return fromFile(text)
 }
 
-function fileErrorReason(err: unknown): string {
+/** Why a config-named file could not be read, in words for a config error. */
+export function fileErrorReason(err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'ENOENT') return 'no such file'
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied for this user'

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import type { ConfigFile } from '../../config/schema.js'
-import { duration, list, num, obj, secret, str, type Spec } from '../../config/spec.js'
+import { duration, fileErrorReason, list, num, obj, secret, str, type Spec } from '../../config/spec.js'
 import type { JetStreamConfig } from '../../config/types.js'
 import { formatDuration } from '../../config/units.js'
 import type { Walk } from '../../config/walk.js'
@@ -181,14 +181,6 @@ function checkFile(w: Walk, path: string, name: string, content: (text: string) 
   }
   const problem = text.trim() === '' ? 'is empty' : content(text)
   if (problem !== undefined) w.report(path, `${file} ${problem}`)
-}
-
-function fileErrorReason(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return 'no such file'
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied for this user'
-  if (code === 'EISDIR') return 'it is a directory'
-  return code ?? (err as Error).message
 }
 
 /** Maps the validated block onto `JetStreamConfig`; file paths become absolute. Call only when the walk found no problems. */
